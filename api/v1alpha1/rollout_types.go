@@ -1,0 +1,607 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Rollout releases new revisions of a Deployment through two slot Deployments that Sluice owns
+// (<rollout>-a and <rollout>-b), moving traffic between them through a Gateway API HTTPRoute
+// and rolling back by itself when its HealthGates fail.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=sro,categories=sluice
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`,description="Percent of traffic on the canary slot"
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.currentStep`
+// +kubebuilder:printcolumn:name="Verdict",type=string,JSONPath=`.status.analysis.verdict`,description="Verdict of the last gate check"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="has(self.spec.service.name) || self.metadata.name.size() <= 61",message="metadata.name must be at most 61 characters when spec.service.name is unset: the slot Services are named <name>-a and <name>-b"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.strategy.blueGreen) || !has(self.spec.strategy.blueGreen.previewService) || self.spec.strategy.blueGreen.previewService != (has(self.spec.service.name) ? self.spec.service.name : self.metadata.name)",message="spec.strategy.blueGreen.previewService must differ from the rollout's Service name"
+type Rollout struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec RolloutSpec `json:"spec"`
+	// +optional
+	Status RolloutStatus `json:"status,omitempty"`
+}
+
+// RolloutSpec is what a Rollout releases, how it moves traffic and how it judges health.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.canary) || !has(self.strategy.canary.steps) || !self.strategy.canary.steps.exists(s, has(s.analysis)) || has(self.analysis)",message="spec.analysis is required when a canary step has analysis",fieldPath=".analysis"
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.blueGreen) || !has(self.strategy.blueGreen.prePromotionChecks) || self.strategy.blueGreen.prePromotionChecks == 0 || has(self.analysis)",message="spec.analysis is required when spec.strategy.blueGreen.prePromotionChecks is above 0",fieldPath=".analysis"
+type RolloutSpec struct {
+	// TargetRef names the Deployment the user owns in Git. Sluice reads its pod template and
+	// scales it to zero; it never edits the template.
+	// +required
+	TargetRef TargetReference `json:"targetRef"`
+
+	// Service is the apex Service clients call; Sluice also creates <name>-a and <name>-b.
+	// +required
+	Service ServiceSpec `json:"service"`
+
+	// TrafficRouting says how traffic is split between the slots.
+	// +required
+	TrafficRouting TrafficRouting `json:"trafficRouting"`
+
+	// Strategy is how a new revision is released: exactly one of canary or blueGreen.
+	// +required
+	Strategy RolloutStrategy `json:"strategy"`
+
+	// Analysis names the HealthGates that judge the canary and how their verdicts count.
+	// +optional
+	Analysis *RolloutAnalysis `json:"analysis,omitempty"`
+
+	// ProgressDeadline is how long canary pods may take to become ready before the release is
+	// rolled back. Defaults to 10m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="spec.progressDeadline must be at least 10s"
+	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
+
+	// Paused freezes the release where it is: no weight change, no promotion, no rollback.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+}
+
+// TargetReference names the Deployment a Rollout releases.
+type TargetReference struct {
+	// APIVersion of the target; only apps/v1 is supported.
+	// +optional
+	// +kubebuilder:validation:Enum=apps/v1
+	APIVersion string `json:"apiVersion,omitempty"`
+
+	// Kind of the target; only Deployment is supported.
+	// +optional
+	// +kubebuilder:validation:Enum=Deployment
+	Kind string `json:"kind,omitempty"`
+
+	// Name of the Deployment, in the Rollout's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// ServiceSpec describes the Services Sluice manages for a Rollout.
+type ServiceSpec struct {
+	// Name of the apex Service. Defaults to the Rollout's name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=61
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name,omitempty"`
+
+	// Port the Services expose.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// TargetPort is the container port (number or name) traffic goes to. Defaults to port.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self.size() <= 15",message="spec.service.targetPort must be a port number 1-65535 or an IANA port name (lowercase, at most 15 characters)"
+	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`
+}
+
+// TrafficRouting says which data plane API carries the traffic split.
+type TrafficRouting struct {
+	// GatewayAPI splits traffic with a Gateway API HTTPRoute.
+	// +required
+	GatewayAPI GatewayAPIRouting `json:"gatewayAPI"`
+}
+
+// GatewayAPIRouting is either a route Sluice generates (parentRefs) or an existing route whose
+// Sluice-owned backendRefs it drives (httpRouteRef).
+//
+// +kubebuilder:validation:XValidation:rule="has(self.parentRefs) != has(self.httpRouteRef)",message="spec.trafficRouting.gatewayAPI: set exactly one of parentRefs (generate a route) or httpRouteRef (drive an existing route)"
+// +kubebuilder:validation:XValidation:rule="!has(self.hostnames) || has(self.parentRefs)",message="spec.trafficRouting.gatewayAPI.hostnames is only allowed with parentRefs: an existing route keeps its own hostnames",fieldPath=".hostnames"
+type GatewayAPIRouting struct {
+	// ParentRefs are the Gateways (north-south) or Services (GAMMA, east-west) the generated
+	// HTTPRoute attaches to.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	ParentRefs []ParentReference `json:"parentRefs,omitempty"`
+
+	// Hostnames of the generated HTTPRoute.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	Hostnames []Hostname `json:"hostnames,omitempty"`
+
+	// HTTPRouteRef names an existing HTTPRoute in the Rollout's namespace. Sluice only changes
+	// the backendRefs that point at the rollout's Services; everything else stays as it is.
+	// +optional
+	HTTPRouteRef *LocalObjectReference `json:"httpRouteRef,omitempty"`
+}
+
+// Hostname is a DNS name, optionally with a leading wildcard label.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=253
+// +kubebuilder:validation:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+type Hostname string
+
+// ParentReference is a Gateway or, for GAMMA east-west routing, a Service.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.group) || (self.kind == 'Service' ? self.group == '' : self.group == 'gateway.networking.k8s.io')",message="parentRefs[].group must be \"\" for kind Service and gateway.networking.k8s.io for kind Gateway"
+type ParentReference struct {
+	// Group of the parent: gateway.networking.k8s.io for a Gateway, "" for a Service.
+	// Derived from kind when unset.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Group *string `json:"group,omitempty"`
+
+	// Kind of the parent. Defaults to Gateway.
+	// +optional
+	// +kubebuilder:validation:Enum=Gateway;Service
+	Kind string `json:"kind,omitempty"`
+
+	// Namespace of the parent. Defaults to the Rollout's namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+
+	// Name of the parent.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// SectionName selects one listener of a Gateway (or port name of a Service).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	SectionName string `json:"sectionName,omitempty"`
+
+	// Port selects one port of the parent.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// Name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// RolloutStrategy is exactly one of canary or blueGreen.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.canary) != has(self.blueGreen)",message="spec.strategy: set exactly one of canary or blueGreen"
+type RolloutStrategy struct {
+	// Canary moves traffic to the new revision in steps.
+	// +optional
+	Canary *CanaryStrategy `json:"canary,omitempty"`
+
+	// BlueGreen runs the new revision beside the stable one and switches all traffic at once.
+	// +optional
+	BlueGreen *BlueGreenStrategy `json:"blueGreen,omitempty"`
+}
+
+// CanaryStrategy moves traffic by explicit steps, or by the stepWeight/maxWeight shorthand
+// (one step every analysis interval).
+//
+// +kubebuilder:validation:XValidation:rule="has(self.steps) != has(self.stepWeight)",message="spec.strategy.canary: set exactly one of steps or stepWeight"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxWeight) || has(self.stepWeight)",message="spec.strategy.canary.maxWeight is only allowed with stepWeight",fieldPath=".maxWeight"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxWeight) || !has(self.stepWeight) || self.maxWeight >= self.stepWeight",message="spec.strategy.canary.maxWeight must be at least stepWeight",fieldPath=".maxWeight"
+type CanaryStrategy struct {
+	// Steps run in order; promotion follows the last one.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",message="spec.strategy.canary.steps: setWeight values must not decrease from one step to the next"
+	Steps []CanaryStep `json:"steps,omitempty"`
+
+	// StepWeight is the weight added at every analysis interval (shorthand for steps).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	StepWeight *int32 `json:"stepWeight,omitempty"`
+
+	// MaxWeight is the highest canary weight before promotion, with stepWeight. Defaults to 100.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxWeight *int32 `json:"maxWeight,omitempty"`
+
+	// Match sends matching requests to the canary only (A/B testing), whatever the weights.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Match []RouteMatch `json:"match,omitempty"`
+
+	// Mirror shadows a share of the stable traffic to the canary; responses are discarded.
+	// +optional
+	Mirror *Mirror `json:"mirror,omitempty"`
+
+	// ScaleDownDelay keeps the old slot running this long after promotion or rollback, so a
+	// quick return to it finds warm pods. Defaults to 30s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
+}
+
+// CanaryStep is exactly one of setWeight, pause or analysis.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",message="each of spec.strategy.canary.steps must set exactly one of setWeight, pause or analysis"
+type CanaryStep struct {
+	// SetWeight moves this percent of traffic to the canary.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	SetWeight *int32 `json:"setWeight,omitempty"`
+
+	// Pause waits: for duration, or until a promote action when duration is unset.
+	// +optional
+	Pause *PauseStep `json:"pause,omitempty"`
+
+	// Analysis waits for a number of passing gate checks.
+	// +optional
+	Analysis *AnalysisStep `json:"analysis,omitempty"`
+}
+
+// PauseStep waits for a duration, or for a manual promote when no duration is set.
+type PauseStep struct {
+	// Duration of the pause; unset waits for a promote action.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	Duration *metav1.Duration `json:"duration,omitempty"`
+}
+
+// AnalysisStep requires a number of passing gate checks before the next step.
+type AnalysisStep struct {
+	// Checks is how many consecutive passing checks are required.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Checks int32 `json:"checks"`
+}
+
+// RouteMatch selects requests by headers, query parameters or cookies; all conditions of one
+// match must hold, any of the matches may.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.headers) || has(self.queryParams) || has(self.cookies)",message="spec.strategy.canary.match[]: set at least one of headers, queryParams or cookies"
+type RouteMatch struct {
+	// Headers that must match.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Headers []ValueMatch `json:"headers,omitempty"`
+
+	// QueryParams that must match.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	QueryParams []ValueMatch `json:"queryParams,omitempty"`
+
+	// Cookies that must be present with this exact value.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Cookies []CookieMatch `json:"cookies,omitempty"`
+}
+
+// MatchType is how a value is compared.
+// +kubebuilder:validation:Enum=Exact;RegularExpression
+type MatchType string
+
+// The match types.
+const (
+	MatchExact             MatchType = "Exact"
+	MatchRegularExpression MatchType = "RegularExpression"
+)
+
+// ValueMatch compares one named header or query parameter.
+type ValueMatch struct {
+	// Type of comparison. Defaults to Exact.
+	// +optional
+	Type MatchType `json:"type,omitempty"`
+
+	// Name of the header or query parameter.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
+	Name string `json:"name"`
+
+	// Value to compare with.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Value string `json:"value"`
+}
+
+// CookieMatch requires a cookie with an exact value.
+type CookieMatch struct {
+	// Name of the cookie.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
+	Name string `json:"name"`
+
+	// Value the cookie must have.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:Pattern=`^[^;,\s"]+$`
+	Value string `json:"value"`
+}
+
+// Mirror shadows requests to the canary.
+type Mirror struct {
+	// Percent of requests mirrored to the canary.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Percent int32 `json:"percent"`
+}
+
+// BlueGreenStrategy runs the new revision in the idle slot, reachable through a preview
+// Service, and switches all traffic to it at once.
+type BlueGreenStrategy struct {
+	// PreviewService is a Service that reaches the new slot before the switch.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	PreviewService string `json:"previewService,omitempty"`
+
+	// PrePromotionChecks is how many passing gate checks on the preview are required before the
+	// switch. 0 switches as soon as the new slot is ready.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	PrePromotionChecks *int32 `json:"prePromotionChecks,omitempty"`
+
+	// AutoPromote switches once the checks pass; otherwise the release waits for promote.
+	// +optional
+	AutoPromote bool `json:"autoPromote,omitempty"`
+
+	// ScaleDownDelay keeps the old slot running this long after the switch. Defaults to 30s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
+}
+
+// OnUnreachable is what a release does while Prometheus can't be reached.
+// +kubebuilder:validation:Enum=Hold;Rollback
+type OnUnreachable string
+
+// The OnUnreachable choices.
+const (
+	// OnUnreachableHold freezes the weights until Prometheus answers again (or maxHold ends).
+	OnUnreachableHold OnUnreachable = "Hold"
+	// OnUnreachableRollback treats an unreachable Prometheus as a failed check.
+	OnUnreachableRollback OnUnreachable = "Rollback"
+)
+
+// RolloutAnalysis names the HealthGates that judge a release and how their verdicts count.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.maxHold) || !has(self.interval) || duration(self.maxHold) >= duration(self.interval)",message="spec.analysis.maxHold must be at least spec.analysis.interval",fieldPath=".maxHold"
+type RolloutAnalysis struct {
+	// Interval between gate checks. Defaults to 30s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.analysis.interval must be at least 1s"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// HealthGates in the Rollout's namespace; every one must pass for a check to pass.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	HealthGates []LocalObjectReference `json:"healthGates"`
+
+	// FailureLimit is how many failed checks a release tolerates; one more rolls it back.
+	// Defaults to 2.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	FailureLimit *int32 `json:"failureLimit,omitempty"`
+
+	// MinSamples is how many requests a gate's window needs before its verdict counts;
+	// fewer makes the check Inconclusive. Defaults to 0.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000000
+	MinSamples *int32 `json:"minSamples,omitempty"`
+
+	// OnUnreachable is what happens while Prometheus can't be reached. Defaults to Hold.
+	// +optional
+	OnUnreachable OnUnreachable `json:"onUnreachable,omitempty"`
+
+	// MaxHold is how long a release holds on an unreachable Prometheus before it is Stalled.
+	// It is never promoted automatically while holding. Defaults to 10m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	MaxHold *metav1.Duration `json:"maxHold,omitempty"`
+}
+
+// RolloutPhase is where a Rollout is in its life.
+// +kubebuilder:validation:Enum=Initializing;Healthy;Progressing;Paused;Holding;Promoting;RollingBack;RolledBack;Failed
+type RolloutPhase string
+
+// The Rollout phases.
+const (
+	PhaseInitializing RolloutPhase = "Initializing"
+	PhaseHealthy      RolloutPhase = "Healthy"
+	PhaseProgressing  RolloutPhase = "Progressing"
+	PhasePaused       RolloutPhase = "Paused"
+	PhaseHolding      RolloutPhase = "Holding"
+	PhasePromoting    RolloutPhase = "Promoting"
+	PhaseRollingBack  RolloutPhase = "RollingBack"
+	PhaseRolledBack   RolloutPhase = "RolledBack"
+	PhaseFailed       RolloutPhase = "Failed"
+)
+
+// Slot is one of the two slot Deployments.
+// +kubebuilder:validation:Enum=a;b
+type Slot string
+
+// The two slots.
+const (
+	SlotA Slot = "a"
+	SlotB Slot = "b"
+)
+
+// RolloutStatus is what Sluice observed and did.
+type RolloutStatus struct {
+	// ObservedGeneration is the spec generation last acted on; -1 before the first reconcile.
+	// +optional
+	// +kubebuilder:default=-1
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Phase of the Rollout.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+
+	// StableSlot is the slot serving the stable revision.
+	// +optional
+	StableSlot Slot `json:"stableSlot,omitempty"`
+
+	// StableRevision is the pod-template hash served by the stable slot.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	StableRevision string `json:"stableRevision,omitempty"`
+
+	// CanaryRevision is the pod-template hash being released, if any.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	CanaryRevision string `json:"canaryRevision,omitempty"`
+
+	// CurrentStep is the index of the canary step under way.
+	// +optional
+	CurrentStep *int32 `json:"currentStep,omitempty"`
+
+	// CanaryWeight is the percent of traffic on the canary slot.
+	// +optional
+	CanaryWeight int32 `json:"canaryWeight,omitempty"`
+
+	// Analysis sums up the gate checks of the current release.
+	// +optional
+	Analysis *AnalysisStatus `json:"analysis,omitempty"`
+
+	// AbortReason says why the last release was rolled back.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	AbortReason string `json:"abortReason,omitempty"`
+
+	// LastAction is the last manual action the controller consumed.
+	// +optional
+	LastAction *ActionRecord `json:"lastAction,omitempty"`
+
+	// Conditions: Ready, Reconciling, Stalled, Promoted, RolledBack, TrafficApplied.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ActionRecord is a consumed manual action.
+type ActionRecord struct {
+	// Action that was requested.
+	// +required
+	Action RolloutAction `json:"action"`
+
+	// Time the controller consumed it.
+	// +required
+	Time metav1.Time `json:"time"`
+}
+
+// AnalysisStatus counts the gate checks of the current release.
+type AnalysisStatus struct {
+	// Passed checks.
+	// +optional
+	Passed int32 `json:"passed,omitempty"`
+	// Failed checks.
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
+	// Inconclusive checks (no data, too few samples, NaN).
+	// +optional
+	Inconclusive int32 `json:"inconclusive,omitempty"`
+	// Unreachable checks (Prometheus did not answer).
+	// +optional
+	Unreachable int32 `json:"unreachable,omitempty"`
+
+	// Verdict of the last check, over all gates.
+	// +optional
+	Verdict Verdict `json:"verdict,omitempty"`
+
+	// LastCheck is when the last check ran.
+	// +optional
+	LastCheck *metav1.Time `json:"lastCheck,omitempty"`
+
+	// Gates holds the last verdict of every metric of every gate.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=128
+	Gates []GateMetricVerdict `json:"gates,omitempty"`
+}
+
+// GateMetricVerdict is the last verdict of one metric of one HealthGate.
+type GateMetricVerdict struct {
+	// Gate is the HealthGate's name.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Gate string `json:"gate"`
+
+	// MetricVerdict is the metric's verdict.
+	MetricVerdict `json:",inline"`
+}
+
+// RolloutList is a list of Rollouts.
+//
+// +kubebuilder:object:root=true
+type RolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Rollout `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Rollout{}, &RolloutList{})
+}
