@@ -79,7 +79,7 @@ type PrometheusSource struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=4
 	// +kubebuilder:validation:items:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="self.all(a, isURL(a) && (url(a).getScheme() == 'http' || url(a).getScheme() == 'https') && url(a).getHostname() != '')",message="spec.prometheus.addresses: every address must be an http:// or https:// URL with a host"
+	// +kubebuilder:validation:XValidation:rule="self.all(a, isURL(a) && (url(a).getScheme() == 'http' || url(a).getScheme() == 'https') && url(a).getHostname().size() > 0)",message="spec.prometheus.addresses: every address must be an http:// or https:// URL with a host"
 	Addresses []string `json:"addresses"`
 
 	// SecretRef names a Secret with `token` (bearer), or `username` and `password` (basic

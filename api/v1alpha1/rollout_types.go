@@ -151,7 +151,7 @@ type Hostname string
 
 // ParentReference is a Gateway or, for GAMMA east-west routing, a Service.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.group) || (self.kind == 'Service' ? self.group == '' : self.group == 'gateway.networking.k8s.io')",message="parentRefs[].group must be \"\" for kind Service and gateway.networking.k8s.io for kind Gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.group) || (self.kind == 'Service' ? self.group.size() == 0 : self.group == 'gateway.networking.k8s.io')",message="parentRefs[].group must be \"\" for kind Service and gateway.networking.k8s.io for kind Gateway"
 type ParentReference struct {
 	// Group of the parent: gateway.networking.k8s.io for a Gateway, "" for a Service.
 	// Derived from kind when unset.

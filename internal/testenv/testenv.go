@@ -10,15 +10,11 @@ import (
 	"runtime"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	sluicescheme "github.com/sluice-mesh/sluice/internal/scheme"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -47,18 +43,6 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// NewScheme holds the Kubernetes kinds and Sluice's.
-func NewScheme() *kruntime.Scheme {
-	s := kruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := meshv1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
-
 // Start starts the API server with the CRDs of config/crd/bases installed.
 func Start(opts Options) (*Env, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
@@ -71,7 +55,7 @@ func Start(opts Options) (*Env, error) {
 		}
 	}
 	root := RepoRoot()
-	scheme := NewScheme()
+	scheme := sluicescheme.New()
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     append([]string{filepath.Join(root, "config", "crd", "bases")}, opts.ExtraCRDPaths...),
 		ErrorIfCRDPathMissing: true,
@@ -105,22 +89,6 @@ func (e *Env) Kubeconfig(dir string) (string, error) {
 	}
 	path := filepath.Join(dir, "kubeconfig")
 	return path, os.WriteFile(path, data, 0o600)
-}
-
-// KubeconfigFromRest renders a rest.Config as kubeconfig bytes (for processes the tests start).
-func KubeconfigFromRest(cfg *rest.Config) ([]byte, error) {
-	c := clientcmdapi.NewConfig()
-	c.Clusters["test"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	c.AuthInfos["test"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	c.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "test"}
-	c.CurrentContext = "test"
-	return clientcmd.Write(*c)
-}
-
-// GVK is a short helper for tests that build unstructured objects.
-func GVK(apiVersion, kind string) schema.GroupVersionKind {
-	gv, _ := schema.ParseGroupVersion(apiVersion)
-	return gv.WithKind(kind)
 }
 
 // Fatal prints the error and exits; for TestMain, where *testing.T is not available.

@@ -1,0 +1,68 @@
+package webhooks
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/gates"
+)
+
+// +kubebuilder:webhook:path=/mutate-mesh-sluice-dev-v1alpha1-healthgate,mutating=true,failurePolicy=ignore,sideEffects=None,groups=mesh.sluice.dev,resources=healthgates,verbs=create;update,versions=v1alpha1,name=mhealthgate.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-mesh-sluice-dev-v1alpha1-healthgate,mutating=false,failurePolicy=fail,sideEffects=None,groups=mesh.sluice.dev,resources=healthgates,verbs=create;update,versions=v1alpha1,name=vhealthgate.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
+
+// HealthGateDefaulter writes the getters' defaults into the spec.
+type HealthGateDefaulter struct{}
+
+// Default fills unset fields with the getters' defaults.
+func (HealthGateDefaulter) Default(_ context.Context, g *meshv1alpha1.HealthGate) error {
+	s := &g.Spec
+	if s.Prometheus.Timeout == nil {
+		s.Prometheus.Timeout = &metav1.Duration{Duration: s.Prometheus.GetTimeout()}
+	}
+	s.NoData = s.GetNoData()
+	if s.Target != nil && s.Interval == nil {
+		s.Interval = &metav1.Duration{Duration: s.GetInterval()}
+	}
+	for i := range s.Metrics {
+		if c := s.Metrics[i].CompareToStable; c != nil {
+			c.Direction = s.Metrics[i].GetDirection()
+		}
+	}
+	return nil
+}
+
+// HealthGateValidator checks what CEL can't: that every query template parses and expands.
+type HealthGateValidator struct{}
+
+// ValidateCreate rejects a query template that does not parse or uses an unknown variable.
+func (HealthGateValidator) ValidateCreate(_ context.Context, g *meshv1alpha1.HealthGate) (admission.Warnings, error) {
+	return nil, validateQueries(g)
+}
+
+// ValidateUpdate checks the same as on create.
+func (HealthGateValidator) ValidateUpdate(_ context.Context, _, g *meshv1alpha1.HealthGate) (admission.Warnings, error) {
+	return nil, validateQueries(g)
+}
+
+// ValidateDelete allows every deletion.
+func (HealthGateValidator) ValidateDelete(context.Context, *meshv1alpha1.HealthGate) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func validateQueries(g *meshv1alpha1.HealthGate) error {
+	var errs field.ErrorList
+	for i, m := range g.Spec.Metrics {
+		if m.Query == "" {
+			continue
+		}
+		if err := gates.CheckTemplate(m.Query); err != nil {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "metrics").Index(i).Child("query"), fmt.Sprintf("metric %q", m.Name), err.Error()))
+		}
+	}
+	return errs.ToAggregate()
+}
