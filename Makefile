@@ -6,7 +6,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 BIN ?= $(CURDIR)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
-GOLANGCI_LINT_VERSION ?= v2.6.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
 CONTROLLER_GEN ?= $(BIN)/tools/controller-gen-$(CONTROLLER_TOOLS_VERSION)/controller-gen
 GOLANGCI_LINT ?= $(BIN)/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 

@@ -128,7 +128,7 @@ func run(o *options) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	ready := healthz.Checker(healthz.Ping)
+	ready := healthz.Ping
 	if o.webhooks {
 		if err := webhooks.Setup(mgr); err != nil {
 			return fmt.Errorf("setting up the webhooks: %w", err)

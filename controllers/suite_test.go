@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 
@@ -38,7 +39,9 @@ func TestMain(m *testing.M) {
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+	}
 	_ = env.Stop()
 	os.Exit(code)
 }

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -26,7 +26,7 @@ type referenceChecker struct {
 // missing returns a warning when the object gvk/namespace/name does not exist; a failed
 // lookup is a warning too, never a rejection.
 func (c referenceChecker) missing(ctx context.Context, gvk schema.GroupVersionKind, namespace, name, field string) admission.Warnings {
-	obj := &v1.PartialObjectMetadata{}
+	obj := &metav1.PartialObjectMetadata{}
 	obj.SetGroupVersionKind(gvk)
 	err := c.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj)
 	switch {

@@ -312,7 +312,3 @@ type HealthGateList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []HealthGate `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&HealthGate{}, &HealthGateList{})
-}

@@ -435,7 +435,3 @@ type MeshPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []MeshPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&MeshPolicy{}, &MeshPolicyList{})
-}

@@ -202,7 +202,7 @@ func sampleNames(t *testing.T) []string {
 	return names
 }
 
-func patchedSample(t *testing.T, sample, patch string) *unstructured.Unstructured {
+func patchedSample(t testing.TB, sample, patch string) *unstructured.Unstructured {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(samplesDir(), "mesh_v1alpha1_"+sample+".yaml"))
 	if err != nil {

@@ -14,8 +14,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	sluicescheme "github.com/sluice-mesh/sluice/internal/scheme"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+
+	sluicescheme "github.com/sluice-mesh/sluice/internal/scheme"
 )
 
 // BuildHint is the command that provides the binaries, printed when they are missing.
@@ -67,6 +68,8 @@ func Start(opts Options) (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start can fail after the processes are up (a CRD the server refuses): stop them.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting the API server: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

@@ -1,0 +1,242 @@
+package config_test
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// What config/default produces: everything prefixed and in one namespace.
+const (
+	installNamespace = "sluice-system"
+	servingCert      = "sluice-serving-cert"
+	webhookService   = "sluice-webhook-service"
+	metricsService   = "sluice-controller-manager-metrics-service"
+	managerName      = "sluice-controller-manager"
+)
+
+// clusterScoped are the kinds of the default overlay that carry no namespace.
+var clusterScoped = []string{
+	"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+	"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Namespace",
+}
+
+// build runs kustomize on one folder under config/, as `kustomize build` would, and returns
+// the objects in output order.
+func build(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), abs)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	objs := make([]*unstructured.Unstructured, 0, m.Size())
+	for _, r := range m.Resources() {
+		// Through JSON, so the values have the types unstructured code expects (int64, not int).
+		data, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatalf("kustomize build %s: %s: %v", dir, r.CurId(), err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(data); err != nil {
+			t.Fatalf("kustomize build %s: %s: %v", dir, r.CurId(), err)
+		}
+		objs = append(objs, u)
+	}
+	return objs
+}
+
+func TestKustomizeBuild(t *testing.T) {
+	tests := []struct {
+		dir string
+		// kinds that must be in the output, at least once each.
+		kinds []string
+		check func(t *testing.T, objs []*unstructured.Unstructured)
+	}{
+		{dir: "crd", kinds: []string{"CustomResourceDefinition"}},
+		{dir: "rbac", kinds: []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}},
+		{dir: "manager", kinds: []string{"Namespace", "Deployment"}},
+		{dir: "webhook", kinds: []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Service"}},
+		{dir: "certmanager", kinds: []string{"Issuer", "Certificate"}},
+		{dir: "prometheus", kinds: []string{"ServiceMonitor"}},
+		{dir: "samples", kinds: []string{"Rollout", "HealthGate", "MeshPolicy"}},
+		{dir: "default", kinds: []string{"CustomResourceDefinition", "Deployment", "Service", "Certificate", "ServiceMonitor"}, check: checkDefault},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dir, func(t *testing.T) {
+			objs := build(t, tt.dir)
+			if len(objs) == 0 {
+				t.Fatalf("kustomize build %s: no resources", tt.dir)
+			}
+			for _, kind := range tt.kinds {
+				if !slices.ContainsFunc(objs, func(u *unstructured.Unstructured) bool { return u.GetKind() == kind }) {
+					t.Errorf("no %s in the output", kind)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, objs)
+			}
+		})
+	}
+}
+
+// checkDefault asserts that namePrefix, namespace, the patches and the replacements of
+// config/default reached every place the running install depends on.
+func checkDefault(t *testing.T, objs []*unstructured.Unstructured) {
+	for _, u := range objs {
+		data, err := json.Marshal(u.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "SERVICE_NAME") {
+			t.Errorf("%s %s: a SERVICE_NAME/SERVICE_NAMESPACE placeholder was not replaced", u.GetKind(), u.GetName())
+		}
+		switch {
+		case slices.Contains(clusterScoped, u.GetKind()):
+			if u.GetNamespace() != "" {
+				t.Errorf("%s %s: cluster-scoped but has namespace %q", u.GetKind(), u.GetName(), u.GetNamespace())
+			}
+		case u.GetNamespace() != installNamespace:
+			t.Errorf("%s %s: namespace %q, want %q", u.GetKind(), u.GetName(), u.GetNamespace(), installNamespace)
+		}
+	}
+
+	if ns := find(t, objs, "Namespace", installNamespace); ns.GetLabels()["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Errorf("Namespace %s: pod-security enforce label %q, want restricted", installNamespace, ns.GetLabels()["pod-security.kubernetes.io/enforce"])
+	}
+
+	checkDefaultManager(t, find(t, objs, "Deployment", managerName))
+
+	for kind, name := range map[string]string{
+		"MutatingWebhookConfiguration":   "sluice-mutating-webhook-configuration",
+		"ValidatingWebhookConfiguration": "sluice-validating-webhook-configuration",
+	} {
+		wh := find(t, objs, kind, name)
+		if got, want := wh.GetAnnotations()["cert-manager.io/inject-ca-from"], installNamespace+"/"+servingCert; got != want {
+			t.Errorf("%s: cert-manager.io/inject-ca-from = %q, want %q", kind, got, want)
+		}
+		hooks, _, _ := unstructured.NestedSlice(wh.Object, "webhooks")
+		if len(hooks) == 0 {
+			t.Errorf("%s: no webhooks", kind)
+		}
+		for _, h := range hooks {
+			hook, _ := h.(map[string]any)
+			name, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "name")
+			namespace, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "namespace")
+			if name != webhookService || namespace != installNamespace {
+				t.Errorf("%s webhook %v: clientConfig.service = %s/%s, want %s/%s", kind, hook["name"], namespace, name, installNamespace, webhookService)
+			}
+		}
+	}
+
+	for cert, service := range map[string]string{servingCert: webhookService, "sluice-metrics-certs": metricsService} {
+		c := find(t, objs, "Certificate", cert)
+		dnsNames, _, _ := unstructured.NestedStringSlice(c.Object, "spec", "dnsNames")
+		for _, want := range []string{service + "." + installNamespace + ".svc", service + "." + installNamespace + ".svc.cluster.local"} {
+			if !slices.Contains(dnsNames, want) {
+				t.Errorf("Certificate %s: dnsNames %v lack %s", cert, dnsNames, want)
+			}
+		}
+		if issuer, _, _ := unstructured.NestedString(c.Object, "spec", "issuerRef", "name"); issuer != "sluice-selfsigned-issuer" {
+			t.Errorf("Certificate %s: issuerRef.name %q, want sluice-selfsigned-issuer", cert, issuer)
+		}
+	}
+
+	monitor := find(t, objs, "ServiceMonitor", "sluice-controller-manager-metrics-monitor")
+	endpoints, _, _ := unstructured.NestedSlice(monitor.Object, "spec", "endpoints")
+	if len(endpoints) != 1 {
+		t.Fatalf("ServiceMonitor: %d endpoints, want 1", len(endpoints))
+	}
+	endpoint, _ := endpoints[0].(map[string]any)
+	if got, _, _ := unstructured.NestedString(endpoint, "tlsConfig", "serverName"); got != metricsService+"."+installNamespace+".svc" {
+		t.Errorf("ServiceMonitor: tlsConfig.serverName %q, want %s.%s.svc", got, metricsService, installNamespace)
+	}
+
+	binding := find(t, objs, "ClusterRoleBinding", "sluice-manager-rolebinding")
+	if role, _, _ := unstructured.NestedString(binding.Object, "roleRef", "name"); role != "sluice-manager-role" {
+		t.Errorf("ClusterRoleBinding %s: roleRef.name %q, want sluice-manager-role", binding.GetName(), role)
+	}
+	subjects, _, _ := unstructured.NestedSlice(binding.Object, "subjects")
+	if len(subjects) != 1 {
+		t.Fatalf("ClusterRoleBinding %s: %d subjects, want 1", binding.GetName(), len(subjects))
+	}
+	subject, _ := subjects[0].(map[string]any)
+	if subject["kind"] != "ServiceAccount" || subject["name"] != managerName || subject["namespace"] != installNamespace {
+		t.Errorf("ClusterRoleBinding %s: subject %v, want ServiceAccount %s/%s", binding.GetName(), subject, installNamespace, managerName)
+	}
+}
+
+// checkDefaultManager asserts what the Deployment needs to serve webhooks and metrics.
+func checkDefaultManager(t *testing.T, deploy *unstructured.Unstructured) {
+	t.Helper()
+	if sa, _, _ := unstructured.NestedString(deploy.Object, "spec", "template", "spec", "serviceAccountName"); sa != managerName {
+		t.Errorf("Deployment: serviceAccountName %q, want %s", sa, managerName)
+	}
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	if len(containers) != 1 {
+		t.Fatalf("Deployment: %d containers, want 1", len(containers))
+	}
+	manager, _ := containers[0].(map[string]any)
+	if image, _, _ := unstructured.NestedString(manager, "image"); image != "ghcr.io/sluice-mesh/sluice:v0.1.0" {
+		t.Errorf("Deployment: image %q, want ghcr.io/sluice-mesh/sluice:v0.1.0", image)
+	}
+	args, _, _ := unstructured.NestedStringSlice(manager, "args")
+	for _, want := range []string{"--leader-elect", "--webhook-cert-dir=/tmp/k8s-webhook-server/serving-certs", "--metrics-cert-dir=/tmp/k8s-metrics-server/metrics-certs"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("Deployment: args %v lack %s", args, want)
+		}
+	}
+	ports, _, _ := unstructured.NestedSlice(manager, "ports")
+	if !slices.ContainsFunc(ports, func(p any) bool {
+		port, _ := p.(map[string]any)
+		return port["containerPort"] == int64(9443)
+	}) {
+		t.Errorf("Deployment: ports %v lack the webhook port 9443", ports)
+	}
+	mounts := map[string]string{}
+	volumeMounts, _, _ := unstructured.NestedSlice(manager, "volumeMounts")
+	for _, m := range volumeMounts {
+		mount, _ := m.(map[string]any)
+		name, _ := mount["name"].(string)
+		mounts[name], _ = mount["mountPath"].(string)
+	}
+	volumes, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "volumes")
+	secrets := map[string]string{}
+	for _, v := range volumes {
+		volume, _ := v.(map[string]any)
+		name, _ := volume["name"].(string)
+		secrets[name], _, _ = unstructured.NestedString(volume, "secret", "secretName")
+	}
+	for secret, path := range map[string]string{"webhook-server-cert": "/tmp/k8s-webhook-server/serving-certs", "metrics-server-cert": "/tmp/k8s-metrics-server/metrics-certs"} {
+		found := false
+		for volume, s := range secrets {
+			if s == secret && mounts[volume] == path {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("Deployment: Secret %s is not mounted at %s (volumes %v, mounts %v)", secret, path, secrets, mounts)
+		}
+	}
+}
+
+// find returns the one object of kind and name, failing the test when it is missing.
+func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, u := range objs {
+		if u.GetKind() == kind && u.GetName() == name {
+			return u
+		}
+	}
+	t.Fatalf("no %s %s in the output", kind, name)
+	return nil
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+func TestHelpListsTheFlags(t *testing.T) {
+	var out bytes.Buffer
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(&out)
+	if _, err := parseFlags(fs, []string{"--help"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v, want flag.ErrHelp", err)
+	}
+	for _, f := range []string{"metrics-bind-address", "metrics-secure", "health-probe-bind-address", "leader-elect", "namespaces", "webhooks", "webhook-port", "zap-log-level"} {
+		if !strings.Contains(out.String(), "-"+f) {
+			t.Errorf("--help does not list --%s:\n%s", f, out.String())
+		}
+	}
+}
+
+// TestManagerBinaryServesProbesMetricsAndWebhooks builds the real binary and runs it against a
+// real API server with the generated webhook configurations installed.
+func TestManagerBinaryServesProbesMetricsAndWebhooks(t *testing.T) {
+	env, err := testenv.Start(testenv.Options{WebhookPaths: []string{filepath.Join(testenv.RepoRoot(), "config", "webhook", "manifests.yaml")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	dir := t.TempDir()
+
+	bin := filepath.Join(dir, "manager")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	kubeconfig, err := env.Kubeconfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probeAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	wo := env.WebhookInstallOptions
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin,
+		"--kubeconfig="+kubeconfig,
+		"--health-probe-bind-address="+probeAddr,
+		"--metrics-bind-address="+metricsAddr,
+		"--webhook-host="+wo.LocalServingHost,
+		fmt.Sprintf("--webhook-port=%d", wo.LocalServingPort),
+		"--webhook-cert-dir="+wo.LocalServingCertDir,
+		"--zap-log-level=info",
+	)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("manager logs:\n%s", logs.String())
+		}
+	})
+
+	plain := &http.Client{Timeout: 2 * time.Second}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		pollStatus(t, plain, "http://"+probeAddr+path, "", http.StatusOK)
+	}
+
+	// Metrics are served over HTTPS to callers the API server authenticates and authorizes.
+	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed test certificate
+	metricsURL := "https://" + metricsAddr + "/metrics"
+	pollStatus(t, insecure, metricsURL, "", http.StatusUnauthorized)
+	token := metricsReaderToken(t, env)
+	body := pollStatus(t, insecure, metricsURL, token, http.StatusOK)
+	for _, want := range []string{"controller_runtime_reconcile_total", "rest_client_requests_total"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// The binary's webhook server defaults a Rollout and its controller reports on it.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "manager-"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	r := &meshv1alpha1.Rollout{}
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", "mesh_v1alpha1_rollout_gamma.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Namespace = ns.Name
+	if err := env.Client.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Spec.ProgressDeadline == nil || r.Spec.ProgressDeadline.Duration != meshv1alpha1.DefaultProgressDeadline {
+		t.Errorf("the binary's defaulting webhook did not set spec.progressDeadline: %v", r.Spec.ProgressDeadline)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
+			return false, nil
+		}
+		c := meta.FindStatusCondition(r.Status.Conditions, meshv1alpha1.ConditionReady)
+		return c != nil && c.Reason == meshv1alpha1.ReasonNotImplemented && r.Status.ObservedGeneration == r.Generation, nil
+	})
+	if err != nil {
+		t.Fatalf("the Rollout controller did not report NotImplemented: %v (status %+v)", err, r.Status)
+	}
+}
+
+// metricsReaderToken creates a ServiceAccount allowed to GET /metrics and returns its token.
+func metricsReaderToken(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	ctx := context.Background()
+	c := env.Client
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "prometheus", Namespace: "default"}}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"}, Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-metrics-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: sa.Namespace}},
+	}
+	for _, o := range []client.Object{sa, role, binding} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name, &authv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+// pollStatus GETs url until it answers with want, and returns the body.
+func pollStatus(t *testing.T, c *http.Client, url, token string, want int) string {
+	t.Helper()
+	var last string
+	var body []byte
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ = io.ReadAll(resp.Body)
+		last = resp.Status
+		return resp.StatusCode == want, nil
+	})
+	if err != nil {
+		t.Fatalf("GET %s: want %d, last answer %s", url, want, last)
+	}
+	return string(body)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}

@@ -1,0 +1,188 @@
+package webhooks_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+func TestRolloutDefaultsAreWrittenFromTheGetters(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	r := &meshv1alpha1.Rollout{}
+	mustYAML(t, `
+metadata: {name: web}
+spec:
+  targetRef: {name: web}
+  service: {port: 80}
+  trafficRouting: {gatewayAPI: {parentRefs: [{name: edge}, {kind: Service, name: web}]}}
+  strategy: {canary: {stepWeight: 20, match: [{headers: [{name: x-canary, value: "1"}]}]}}
+  analysis: {healthGates: [{name: success-rate}]}
+`, r)
+	r.Namespace = ns
+	if err := env.Client.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	s := r.Spec
+	checks := []struct {
+		field     string
+		got, want any
+	}{
+		{"targetRef.apiVersion", s.TargetRef.APIVersion, "apps/v1"},
+		{"targetRef.kind", s.TargetRef.Kind, "Deployment"},
+		{"parentRefs[0].kind", s.TrafficRouting.GatewayAPI.ParentRefs[0].Kind, "Gateway"},
+		{"parentRefs[0].group", *s.TrafficRouting.GatewayAPI.ParentRefs[0].Group, meshv1alpha1.GatewayAPIGroup},
+		{"parentRefs[1].group", *s.TrafficRouting.GatewayAPI.ParentRefs[1].Group, ""},
+		{"canary.maxWeight", *s.Strategy.Canary.MaxWeight, meshv1alpha1.DefaultMaxWeight},
+		{"canary.scaleDownDelay", s.Strategy.Canary.ScaleDownDelay.Duration, meshv1alpha1.DefaultScaleDownDelay},
+		{"canary.match[0].headers[0].type", s.Strategy.Canary.Match[0].Headers[0].Type, meshv1alpha1.MatchExact},
+		{"analysis.interval", s.Analysis.Interval.Duration, meshv1alpha1.DefaultAnalysisInterval},
+		{"analysis.failureLimit", *s.Analysis.FailureLimit, meshv1alpha1.DefaultFailureLimit},
+		{"analysis.minSamples", *s.Analysis.MinSamples, int32(0)},
+		{"analysis.onUnreachable", s.Analysis.OnUnreachable, meshv1alpha1.OnUnreachableHold},
+		{"analysis.maxHold", s.Analysis.MaxHold.Duration, meshv1alpha1.DefaultMaxHold},
+		{"progressDeadline", s.ProgressDeadline.Duration, meshv1alpha1.DefaultProgressDeadline},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("spec.%s = %v, want %v", c.field, c.got, c.want)
+		}
+	}
+}
+
+func TestRolloutWarnsAboutMissingReferencesUntilTheyExist(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	r := sample[*meshv1alpha1.Rollout](t, "rollout_canary", &meshv1alpha1.Rollout{})
+	r.Namespace = ns
+	warnings.take()
+	if err := warnClient.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(warnings.take(), "\n")
+	for _, want := range []string{
+		"spec.targetRef: Deployment " + ns + "/checkout does not exist",
+		"spec.analysis.healthGates[0]: HealthGate " + ns + "/success-rate does not exist",
+		"spec.analysis.healthGates[1]: HealthGate " + ns + "/p99-latency does not exist",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+
+	// Once the references exist, an update raises no warning.
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "checkout", Namespace: ns}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "checkout"}},
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "checkout"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "sluice.dev/demo-app:v1"}}},
+		},
+	}}
+	if err := env.Client.Create(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	for _, gate := range []string{"success-rate", "p99-latency"} {
+		g := sample[*meshv1alpha1.HealthGate](t, "healthgate_success_rate", &meshv1alpha1.HealthGate{})
+		g.Name, g.Namespace = gate, ns
+		if err := env.Client.Create(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warnings.take()
+	r.Spec.Paused = true
+	if err := warnClient.Update(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if w := warnings.take(); len(w) != 0 {
+		t.Errorf("warnings with every reference present: %q", w)
+	}
+}
+
+func TestHealthGateRejectsABrokenTemplateNamingTheMetric(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	cases := []struct{ name, query, want string }{
+		{"unknown variable", `rate(x{service="{{ .Svc }}"}[1m])`, `spec.metrics[1].query: Invalid value: "metric \"p99\"": template does not expand`},
+		{"unclosed action", `rate(x{service="{{ .Service"}[1m])`, `spec.metrics[1].query: Invalid value: "metric \"p99\"": template does not parse`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := sample[*meshv1alpha1.HealthGate](t, "healthgate_success_rate", &meshv1alpha1.HealthGate{})
+			g.Namespace = ns
+			g.Spec.Metrics[1] = meshv1alpha1.HealthMetric{Name: "p99", Query: tc.query, ThresholdRange: &meshv1alpha1.ThresholdRange{Max: ptr.To(0.5)}}
+			err := env.Client.Create(ctx, g)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+
+	g := sample[*meshv1alpha1.HealthGate](t, "healthgate_latency", &meshv1alpha1.HealthGate{})
+	g.Namespace = ns
+	if err := env.Client.Create(ctx, g); err != nil {
+		t.Fatalf("a valid template is rejected: %v", err)
+	}
+	if g.Spec.NoData != meshv1alpha1.NoDataInconclusive || g.Spec.Prometheus.Timeout.Duration != 3*time.Second {
+		t.Errorf("defaults: noData %q (want Inconclusive), timeout %v (want the sample's 3s kept)", g.Spec.NoData, g.Spec.Prometheus.Timeout)
+	}
+}
+
+func TestMeshPolicyDefaultsAndTargetWarnings(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	p := sample[*meshv1alpha1.MeshPolicy](t, "meshpolicy_catalog", &meshv1alpha1.MeshPolicy{})
+	p.Namespace = ns
+	p.Spec.Provider = ""
+	p.Spec.Retries.RetryOn = nil
+	p.Spec.RateLimit.Burst = nil
+	warnings.take()
+	if err := warnClient.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Spec.Provider != meshv1alpha1.ProviderAuto || len(p.Spec.Retries.RetryOn) != 1 || p.Spec.Retries.RetryOn[0] != "connect-failure" || *p.Spec.RateLimit.Burst != p.Spec.RateLimit.RequestsPerSecond {
+		t.Errorf("defaults not written: provider %q retryOn %v burst %v", p.Spec.Provider, p.Spec.Retries.RetryOn, p.Spec.RateLimit.Burst)
+	}
+	want := "spec.targetRefs[0]: Service " + ns + "/catalog does not exist"
+	if w := strings.Join(warnings.take(), "\n"); !strings.Contains(w, want) {
+		t.Errorf("warnings lack %q: %s", want, w)
+	}
+}
+
+func namespace(t testing.TB) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "webhooks-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func sample[T client.Object](t testing.TB, name string, into T) T {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", "mesh_v1alpha1_"+name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustYAML(t, string(data), into)
+	return into
+}
+
+func mustYAML(t testing.TB, doc string, into any) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
+		t.Fatal(err)
+	}
+}
