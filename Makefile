@@ -27,6 +27,10 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests.
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: bundle
+bundle: manifests ## Regenerate the OLM bundle in bundles/sluice from config/.
+	go run ./hack/bundle --out bundles/sluice
+
 .PHONY: fmt
 fmt: ## go fmt.
 	go fmt ./...
@@ -49,7 +53,7 @@ test: manifests generate envtest ## Run all tests against the real API server.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test ./... -count=1 $(TEST_ARGS)
 
 .PHONY: verify
-verify: manifests generate ## Regenerate and fail when generated files differ from git.
+verify: manifests generate bundle ## Regenerate and fail when generated files differ from git.
 	go mod tidy
 	git diff --exit-code -- . ':(exclude)bin'
 	@untracked="$$(git ls-files --others --exclude-standard)"; \
