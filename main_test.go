@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,18 +30,43 @@ import (
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
+// TestHelpListsTheFlags runs the real binary with --help, as a person would.
 func TestHelpListsTheFlags(t *testing.T) {
-	var out bytes.Buffer
-	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	fs.SetOutput(&out)
-	if _, err := parseFlags(fs, []string{"--help"}); !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("--help: %v, want flag.ErrHelp", err)
+	out, err := exec.Command(managerBinary(t), "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--help: %v\n%s", err, out)
 	}
-	for _, f := range []string{"metrics-bind-address", "metrics-secure", "health-probe-bind-address", "leader-elect", "namespaces", "webhooks", "webhook-port", "zap-log-level"} {
-		if !strings.Contains(out.String(), "-"+f) {
-			t.Errorf("--help does not list --%s:\n%s", f, out.String())
+	for _, f := range []string{"metrics-bind-address", "metrics-secure", "health-probe-bind-address", "leader-elect", "namespaces", "webhooks", "webhook-port", "zap-log-level", "kubeconfig"} {
+		if !strings.Contains(string(out), "-"+f) {
+			t.Errorf("--help does not list --%s:\n%s", f, out)
 		}
 	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// managerBinary builds the manager once per test run.
+func managerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-manager-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "manager")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
 }
 
 // TestManagerBinaryServesProbesMetricsAndWebhooks builds the real binary and runs it against a
@@ -55,11 +79,7 @@ func TestManagerBinaryServesProbesMetricsAndWebhooks(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 	dir := t.TempDir()
 
-	bin := filepath.Join(dir, "manager")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := managerBinary(t)
 	kubeconfig, err := env.Kubeconfig(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -201,4 +221,12 @@ func freeAddr(t *testing.T) string {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().String()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
