@@ -519,6 +519,31 @@ type RolloutStatus struct {
 	// +optional
 	CanaryWeight int32 `json:"canaryWeight,omitempty"`
 
+	// Replicas is the pod count of each active slot: the target's spec.replicas, remembered
+	// after Sluice scaled the target to zero.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// ReleaseStartTime is when the current release began (progressDeadline counts from it).
+	// +optional
+	ReleaseStartTime *metav1.Time `json:"releaseStartTime,omitempty"`
+
+	// StepStartTime is when the current step's traffic was in force (pauses count from it).
+	// +optional
+	StepStartTime *metav1.Time `json:"stepStartTime,omitempty"`
+
+	// HoldStartTime is when gate checks started to find Prometheus unreachable.
+	// +optional
+	HoldStartTime *metav1.Time `json:"holdStartTime,omitempty"`
+
+	// ScaleDownTime is when the idle slot is scaled to zero.
+	// +optional
+	ScaleDownTime *metav1.Time `json:"scaleDownTime,omitempty"`
+
+	// ManualPause is set by the pause action and cleared by resume.
+	// +optional
+	ManualPause bool `json:"manualPause,omitempty"`
+
 	// Analysis sums up the gate checks of the current release.
 	// +optional
 	Analysis *AnalysisStatus `json:"analysis,omitempty"`
@@ -565,6 +590,10 @@ type AnalysisStatus struct {
 	// Unreachable checks (Prometheus did not answer).
 	// +optional
 	Unreachable int32 `json:"unreachable,omitempty"`
+	// StepPassed counts the passing checks of the current analysis step (or of blue-green
+	// pre-promotion checks).
+	// +optional
+	StepPassed int32 `json:"stepPassed,omitempty"`
 
 	// Verdict of the last check, over all gates.
 	// +optional

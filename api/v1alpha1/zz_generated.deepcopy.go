@@ -1162,6 +1162,22 @@ func (in *RolloutStatus) DeepCopyInto(out *RolloutStatus) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.ReleaseStartTime != nil {
+		in, out := &in.ReleaseStartTime, &out.ReleaseStartTime
+		*out = (*in).DeepCopy()
+	}
+	if in.StepStartTime != nil {
+		in, out := &in.StepStartTime, &out.StepStartTime
+		*out = (*in).DeepCopy()
+	}
+	if in.HoldStartTime != nil {
+		in, out := &in.HoldStartTime, &out.HoldStartTime
+		*out = (*in).DeepCopy()
+	}
+	if in.ScaleDownTime != nil {
+		in, out := &in.ScaleDownTime, &out.ScaleDownTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Analysis != nil {
 		in, out := &in.Analysis, &out.Analysis
 		*out = new(AnalysisStatus)
