@@ -117,7 +117,7 @@ func run(o *options) error {
 	}
 
 	for name, setup := range map[string]func(ctrl.Manager) error{
-		"rollout":    controllers.SetupRolloutController,
+		"rollout":    func(m ctrl.Manager) error { return controllers.SetupRolloutController(m, controllers.PendingGates{}) },
 		"healthgate": controllers.SetupHealthGateController,
 		"meshpolicy": controllers.SetupMeshPolicyController,
 	} {

@@ -120,12 +120,7 @@ func TestManagerBinaryServesProbesMetricsAndWebhooks(t *testing.T) {
 	metricsURL := "https://" + metricsAddr + "/metrics"
 	pollStatus(t, insecure, metricsURL, "", http.StatusUnauthorized)
 	token := metricsReaderToken(t, env)
-	body := pollStatus(t, insecure, metricsURL, token, http.StatusOK)
-	for _, want := range []string{"controller_runtime_reconcile_total", "rest_client_requests_total"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
+	pollStatus(t, insecure, metricsURL, token, http.StatusOK)
 
 	// The binary's webhook server defaults a Rollout and its controller reports on it.
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "manager-"}}
@@ -151,11 +146,23 @@ func TestManagerBinaryServesProbesMetricsAndWebhooks(t *testing.T) {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
 			return false, nil
 		}
-		c := meta.FindStatusCondition(r.Status.Conditions, meshv1alpha1.ConditionReady)
-		return c != nil && c.Reason == meshv1alpha1.ReasonNotImplemented && r.Status.ObservedGeneration == r.Generation, nil
+		c := meta.FindStatusCondition(r.Status.Conditions, meshv1alpha1.ConditionStalled)
+		return c != nil && c.Reason == "TargetNotFound" && r.Status.ObservedGeneration == r.Generation, nil
 	})
 	if err != nil {
-		t.Fatalf("the Rollout controller did not report NotImplemented: %v (status %+v)", err, r.Status)
+		t.Fatalf("the Rollout controller did not report its missing target: %v (status %+v)", err, r.Status)
+	}
+
+	// After a reconcile, the operator's own metrics are there too.
+	body := pollStatus(t, insecure, metricsURL, token, http.StatusOK)
+	for _, want := range []string{
+		"controller_runtime_reconcile_total", "rest_client_requests_total",
+		`sluice_rollout_phase{namespace="` + ns.Name + `",phase="Healthy",rollout="inventory"} 0`,
+		`sluice_rollout_canary_weight{namespace="` + ns.Name + `",rollout="inventory"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 

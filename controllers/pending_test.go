@@ -38,7 +38,6 @@ func TestControllersReportNotImplemented(t *testing.T) {
 		message string
 		gen     func(conditioned) int64
 	}{
-		{"rollout_canary", "Rollout", `{"spec":{"paused":true}}`, &meshv1alpha1.Rollout{}, controllers.RolloutMessage, func(o conditioned) int64 { return o.(*meshv1alpha1.Rollout).Status.ObservedGeneration }},
 		{"healthgate_success_rate", "HealthGate", `{"spec":{"noData":"Fail"}}`, &meshv1alpha1.HealthGate{}, controllers.HealthGateMessage, func(o conditioned) int64 { return o.(*meshv1alpha1.HealthGate).Status.ObservedGeneration }},
 		{"meshpolicy_payments", "MeshPolicy", `{"spec":{"locality":{"preferClose":false}}}`, &meshv1alpha1.MeshPolicy{}, controllers.MeshPolicyMessage, func(o conditioned) int64 { return o.(*meshv1alpha1.MeshPolicy).Status.ObservedGeneration }},
 	}

@@ -20,8 +20,11 @@ var env *testenv.Env
 // TestMain starts the real API server once and the three controllers in a manager.
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapcore.WarnLevel)))
-	var err error
-	env, err = testenv.Start(testenv.Options{})
+	gw, err := testenv.GatewayAPICRDs()
+	if err != nil {
+		testenv.Fatal(err)
+	}
+	env, err = testenv.Start(testenv.Options{ExtraCRDPaths: []string{gw}})
 	if err != nil {
 		testenv.Fatal(err)
 	}
@@ -29,7 +32,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		testenv.Fatal(err)
 	}
-	for _, setup := range []func(ctrl.Manager) error{controllers.SetupRolloutController, controllers.SetupHealthGateController, controllers.SetupMeshPolicyController} {
+	for _, setup := range []func(ctrl.Manager) error{controllers.SetupHealthGateController, controllers.SetupMeshPolicyController} {
 		if err := setup(mgr); err != nil {
 			testenv.Fatal(err)
 		}

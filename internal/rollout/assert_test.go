@@ -131,6 +131,7 @@ func TestCheckDue(t *testing.T) {
 		{"not before an interval passed", with(releasing(2, 10), func(s *mv1.RolloutStatus) { s.Analysis.LastCheck = at(-10 * time.Second) }), obs(r2, ready(r1), ready(r2), route(90, 10)), false},
 		{"again after an interval", with(releasing(2, 10), func(s *mv1.RolloutStatus) { s.Analysis.LastCheck = at(-30 * time.Second) }), obs(r2, ready(r1), ready(r2), route(90, 10)), true},
 		{"not while the route lags", releasing(2, 10), obs(r2, ready(r1), ready(r2), route(100, 0)), false},
+		{"not before the step's traffic is in force", with(releasing(0, 0), func(s *mv1.RolloutStatus) { s.StepStartTime = nil }), obs(r2, ready(r1), ready(r2), route(100, 0)), false},
 		{"not with the canary unready", releasing(2, 10), obs(r2, ready(r1), notReady(r2), route(90, 10)), false},
 		{"not when paused", with(releasing(2, 10), func(s *mv1.RolloutStatus) { s.ManualPause = true }), obs(r2, ready(r1), ready(r2), route(90, 10)), false},
 		{"while holding, to notice Prometheus is back", with(releasing(2, 10), func(s *mv1.RolloutStatus) { s.Phase = mv1.PhaseHolding }), obs(r2, ready(r1), ready(r2), route(90, 10)), true},

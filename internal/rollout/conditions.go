@@ -70,13 +70,18 @@ func setCondition(c *[]metav1.Condition, typ string, status bool, reason, msg st
 }
 
 // CheckDue says whether the controller must run a gate check now: a release is progressing
-// (or holding on an unreachable Prometheus), its canary is ready, the route carries the
-// current step, and an analysis interval passed since the last check.
+// (or holding on an unreachable Prometheus), its canary is ready, the current step's traffic
+// is in force, and an analysis interval passed since the last check.
 func CheckDue(spec *meshv1alpha1.RolloutSpec, st *meshv1alpha1.RolloutStatus, obs Observations) bool {
 	if spec.Analysis == nil || st.CanaryRevision == "" || spec.Paused || st.ManualPause {
 		return false
 	}
 	if st.Phase != meshv1alpha1.PhaseProgressing && st.Phase != meshv1alpha1.PhaseHolding {
+		return false
+	}
+	// A check judges the traffic of the current step: none before that traffic is in force
+	// (a canary that just became ready has no requests yet).
+	if st.StepStartTime == nil {
 		return false
 	}
 	canary := st.StableSlot.Other()

@@ -4,8 +4,11 @@
 package testenv
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -92,6 +95,33 @@ func (e *Env) Kubeconfig(dir string) (string, error) {
 	}
 	path := filepath.Join(dir, "kubeconfig")
 	return path, os.WriteFile(path, data, 0o600)
+}
+
+// GatewayAPICRDs is the folder of the Gateway API standard-channel CRDs in the module cache, for
+// the version of sigs.k8s.io/gateway-api that go.mod requires (so tests and code agree).
+func GatewayAPICRDs() (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-json", "sigs.k8s.io/gateway-api")
+	cmd.Dir = RepoRoot()
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return "", fmt.Errorf("locating module sigs.k8s.io/gateway-api (it must be required in go.mod: run `go get sigs.k8s.io/gateway-api` in %s): %w", cmd.Dir, err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil {
+		return "", fmt.Errorf("reading `go list -m -json sigs.k8s.io/gateway-api`: %w", err)
+	}
+	if mod.Dir == "" {
+		return "", fmt.Errorf("module sigs.k8s.io/gateway-api is not in the module cache; run `go mod download sigs.k8s.io/gateway-api` in %s", cmd.Dir)
+	}
+	dir := filepath.Join(mod.Dir, "config", "crd", "standard")
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("gateway-api CRDs: %w", err)
+	}
+	return dir, nil
 }
 
 // Fatal prints the error and exits; for TestMain, where *testing.T is not available.

@@ -1,0 +1,335 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/controllers"
+	"github.com/sluice-mesh/sluice/internal/rollout"
+	"github.com/sluice-mesh/sluice/internal/traffic/gatewayapi"
+)
+
+// gates is a scriptable GateChecker (tests only): the verdict comes from a function of the
+// Rollout, and every check is counted.
+type gates struct {
+	mu      sync.Mutex
+	verdict func(*meshv1alpha1.Rollout) meshv1alpha1.Verdict
+	checks  []meshv1alpha1.Verdict
+}
+
+func (g *gates) Check(_ context.Context, r *meshv1alpha1.Rollout) rollout.Check {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v := meshv1alpha1.VerdictPass
+	if g.verdict != nil {
+		v = g.verdict(r)
+	}
+	g.checks = append(g.checks, v)
+	return rollout.Check{Verdict: v, Message: fmt.Sprintf("stub gate: %s at %d%%", v, r.Status.CanaryWeight),
+		Gates: []meshv1alpha1.GateMetricVerdict{{Gate: "stub", MetricVerdict: meshv1alpha1.MetricVerdict{Name: "m", Verdict: v}}}}
+}
+
+func (g *gates) set(f func(*meshv1alpha1.Rollout) meshv1alpha1.Verdict) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.verdict = f
+}
+
+func (g *gates) count(v meshv1alpha1.Verdict) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, c := range g.checks {
+		if c == v {
+			n++
+		}
+	}
+	return n
+}
+
+// manager runs the Rollout controller until stop is called; it can be stopped and started
+// again, like a crashing operator pod.
+type manager struct {
+	t      *testing.T
+	gates  *gates
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startManager(t *testing.T, g *gates) *manager {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		// Each manager registers the same controller name; the registry is per process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &controllers.RolloutReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sluice-rollout"),
+		Router: gatewayapi.New(mgr.GetClient()), Gates: g, Now: time.Now,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &manager{t: t, gates: g, cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- mgr.Start(ctx) }()
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *manager) stop() {
+	if m.cancel == nil {
+		return
+	}
+	m.cancel()
+	if err := <-m.done; err != nil {
+		m.t.Errorf("manager: %v", err)
+	}
+	m.cancel = nil
+}
+
+// cluster plays the kubelet and the gateway for one namespace: Deployments become ready
+// (unless held), HTTPRoutes are accepted by every parent at their current generation. It
+// records every route split it sees, with the readiness of the slots at that moment.
+type cluster struct {
+	ns       string
+	mu       sync.Mutex
+	unready  map[string]bool // Deployment names kept unready
+	timeline []sample
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// sample is one observation of the route and the slots.
+type sample struct {
+	weights map[string]int32 // backend Service → weight, main rule
+	ready   map[string]bool  // slot Service name → its Deployment ready
+}
+
+func newCluster(t *testing.T, prefix string) *cluster {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cluster{ns: ns.Name, unready: map[string]bool{}, stop: cancel, done: make(chan struct{})}
+	go c.run(ctx)
+	t.Cleanup(func() { c.stop(); <-c.done })
+	return c
+}
+
+func (c *cluster) hold(deployment string, unready bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.unready[deployment] = unready
+}
+
+func (c *cluster) run(ctx context.Context) {
+	defer close(c.done)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			c.step(ctx)
+		}
+	}
+}
+
+func (c *cluster) step(ctx context.Context) {
+	var deps appsv1.DeploymentList
+	if err := env.Client.List(ctx, &deps, client.InNamespace(c.ns)); err != nil {
+		return
+	}
+	ready := map[string]bool{}
+	for i := range deps.Items {
+		d := &deps.Items[i]
+		n := ptr.Deref(d.Spec.Replicas, 1)
+		c.mu.Lock()
+		held := c.unready[d.Name]
+		c.mu.Unlock()
+		want := appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+		if held {
+			want.ReadyReplicas, want.AvailableReplicas = 0, 0
+		}
+		if d.Status.ObservedGeneration != want.ObservedGeneration || d.Status.Replicas != want.Replicas || d.Status.ReadyReplicas != want.ReadyReplicas ||
+			d.Status.UpdatedReplicas != want.UpdatedReplicas || d.Status.AvailableReplicas != want.AvailableReplicas {
+			d.Status = want
+			_ = env.Client.Status().Update(ctx, d)
+		}
+		if svc := d.Labels[rollout.LabelSlot]; svc != "" {
+			ready[d.Name] = !held && n > 0 && d.Status.ObservedGeneration == d.Generation
+		}
+	}
+	var routes gatewayv1.HTTPRouteList
+	if err := env.Client.List(ctx, &routes, client.InNamespace(c.ns)); err != nil {
+		return
+	}
+	for i := range routes.Items {
+		rt := &routes.Items[i]
+		c.accept(ctx, rt)
+		c.record(rt, ready)
+	}
+}
+
+// accept sets every parent Accepted=True at the route's generation.
+func (c *cluster) accept(ctx context.Context, rt *gatewayv1.HTTPRoute) {
+	changed := len(rt.Status.Parents) != len(rt.Spec.ParentRefs)
+	var parents []gatewayv1.RouteParentStatus
+	for _, p := range rt.Spec.ParentRefs {
+		cond := metav1.Condition{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: rt.Generation, LastTransitionTime: metav1.Now()}
+		parents = append(parents, gatewayv1.RouteParentStatus{ParentRef: p, ControllerName: "example.com/test-gateway", Conditions: []metav1.Condition{cond}})
+	}
+	for _, p := range rt.Status.Parents {
+		if c := meta.FindStatusCondition(p.Conditions, "Accepted"); c == nil || c.ObservedGeneration != rt.Generation {
+			changed = true
+		}
+	}
+	if changed {
+		rt.Status.Parents = parents
+		_ = env.Client.Status().Update(ctx, rt)
+	}
+}
+
+func (c *cluster) record(rt *gatewayv1.HTTPRoute, deployReady map[string]bool) {
+	s := sample{weights: map[string]int32{}, ready: map[string]bool{}}
+	for _, rule := range rt.Spec.Rules {
+		if rule.Name == nil || string(*rule.Name) != "sluice-split" {
+			continue
+		}
+		for _, b := range rule.BackendRefs {
+			s.weights[string(b.Name)] = ptr.Deref(b.Weight, 1)
+		}
+	}
+	for dep, ok := range deployReady {
+		s.ready[dep] = ok
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.timeline); n == 0 || fmt.Sprint(c.timeline[n-1].weights) != fmt.Sprint(s.weights) {
+		c.timeline = append(c.timeline, s)
+	}
+}
+
+// splits are the distinct main-rule splits the route went through, as "svc=w,svc=w".
+func (c *cluster) splits() []map[string]int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []map[string]int32
+	for _, s := range c.timeline {
+		out = append(out, s.weights)
+	}
+	return out
+}
+
+// target creates the Deployment the user owns, at demo:v1, with 3 replicas.
+func (c *cluster) target(t *testing.T, name string) {
+	t.Helper()
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.ns}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To(int32(3)),
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "demo:v1", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}},
+		},
+	}}
+	if err := env.Client.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setImage changes the target's image: a new revision (retried on conflict, since the
+// controller scales the same Deployment).
+func (c *cluster) setImage(t *testing.T, name, image string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := &appsv1.Deployment{}
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, d); err != nil {
+			return err
+		}
+		d.Spec.Template.Spec.Containers[0].Image = image
+		return env.Client.Update(context.Background(), d)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitRollout polls the Rollout until cond holds (30 s).
+func (c *cluster) waitRollout(t *testing.T, name, what string, cond func(*meshv1alpha1.Rollout) bool) *meshv1alpha1.Rollout {
+	t.Helper()
+	var last *meshv1alpha1.Rollout
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		r := &meshv1alpha1.Rollout{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: c.ns, Name: name}, r); err != nil {
+			return false, nil
+		}
+		last = r
+		return cond(r), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v; last status: phase %s step %v weight %d conditions %+v", what, err, last.Status.Phase, last.Status.CurrentStep, last.Status.CanaryWeight, last.Status.Conditions)
+	}
+	return last
+}
+
+func (c *cluster) route(t *testing.T, name string) *gatewayv1.HTTPRoute {
+	t.Helper()
+	rt := &gatewayv1.HTTPRoute{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, rt); err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+func (c *cluster) deployment(t *testing.T, name string) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func condIs(r *meshv1alpha1.Rollout, typ, reason string) bool {
+	c := meta.FindStatusCondition(r.Status.Conditions, typ)
+	return c != nil && c.Status == metav1.ConditionTrue && (reason == "" || c.Reason == reason)
+}
+
+// pollFor polls cond every 20ms for at most d.
+func pollFor(d time.Duration, cond func() bool) error {
+	return wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, d, true, func(context.Context) (bool, error) { return cond(), nil })
+}
+
+// rolloutNow reads the Rollout as it is now.
+func (c *cluster) rolloutNow(t *testing.T, name string) *meshv1alpha1.Rollout {
+	t.Helper()
+	r := &meshv1alpha1.Rollout{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
