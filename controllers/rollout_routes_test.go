@@ -3,11 +3,13 @@ package controllers_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -124,4 +126,84 @@ func ptrTo[T any](v T) *T { return &v }
 func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
+}
+
+// An existing route the user owns (field manager gitops): a release changes only the backendRefs
+// of the rule that points at the rollout's Service; the other rule, the filter, the third
+// backend and everything outside spec.rules stay byte for byte.
+func TestExistingRouteKeepsWhatSluiceDoesNotOwn(t *testing.T) {
+	c := newCluster(t, "existing")
+	startManager(t, &gates{})
+	c.target(t, "shop")
+	userRoute := `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: storefront
+  namespace: ` + c.ns + `
+  annotations: {team: web}
+spec:
+  parentRefs: [{name: edge, namespace: gateways}]
+  hostnames: [shop.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {add: [{name: x-from, value: gitops}]}
+    backendRefs:
+    - {name: shop, port: 80}
+    - {name: legacy, port: 80, weight: 0}
+  - matches: [{path: {type: PathPrefix, value: /static}}]
+    backendRefs: [{name: static, port: 80}]
+`
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(userRoute), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("gitops")); err != nil {
+		t.Fatal(err)
+	}
+	before := c.route(t, "storefront")
+
+	ro := canaryRollout(c.ns, "shop")
+	ro.Spec.TrafficRouting.GatewayAPI = meshv1alpha1.GatewayAPIRouting{HTTPRouteRef: &meshv1alpha1.LocalObjectReference{Name: "storefront"}}
+	create(t, ro)
+	c.healthyOn(t, "shop", meshv1alpha1.SlotA)
+	c.setImage(t, "shop", "demo:v2")
+	r := c.waitRollout(t, "shop", "the manual gate", func(r *meshv1alpha1.Rollout) bool { return r.Status.Phase == meshv1alpha1.PhasePaused })
+	annotate(t, r, meshv1alpha1.ActionPromote)
+	c.healthyOn(t, "shop", meshv1alpha1.SlotB)
+
+	after := c.route(t, "storefront")
+	same := func(what string, x, y any) {
+		t.Helper()
+		bx, _ := json.Marshal(x)
+		by, _ := json.Marshal(y)
+		if string(bx) != string(by) {
+			t.Errorf("%s changed:\n%s\n%s", what, bx, by)
+		}
+	}
+	same("parentRefs", before.Spec.ParentRefs, after.Spec.ParentRefs)
+	same("hostnames", before.Spec.Hostnames, after.Spec.Hostnames)
+	same("annotations", before.Annotations, after.Annotations)
+	same("the /static rule", before.Spec.Rules[1], after.Spec.Rules[1])
+	same("the /api rule's matches", before.Spec.Rules[0].Matches, after.Spec.Rules[0].Matches)
+	same("the /api rule's filters", before.Spec.Rules[0].Filters, after.Spec.Rules[0].Filters)
+	if len(after.Spec.Rules) != 2 {
+		t.Fatalf("rules: %d, want 2", len(after.Spec.Rules))
+	}
+	var refs []string
+	for _, b := range after.Spec.Rules[0].BackendRefs {
+		refs = append(refs, string(b.Name)+"="+itoa(int(ptrDeref(b.Weight, 1))))
+	}
+	if got := strings.Join(refs, ","); got != "shop-a=0,shop-b=100,legacy=0" {
+		t.Errorf("/api backends %s, want shop-a=0,shop-b=100,legacy=0", got)
+	}
+}
+
+func ptrDeref[T any](p *T, d T) T {
+	if p == nil {
+		return d
+	}
+	return *p
 }

@@ -135,7 +135,7 @@ func driveRule(s traffic.Split, n slotNames, rule gwv1.HTTPRouteRule, raw map[st
 		}
 		placed = true
 		filters := refFilters(rawRefs[j])
-		for _, b := range []traffic.Backend{s.Stable, s.Canary} {
+		for _, b := range slotOrder(s) {
 			ref, err := backendRefJSON(b.Service, s.Port, b.Weight, filters)
 			if err != nil {
 				return nil, err

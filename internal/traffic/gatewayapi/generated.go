@@ -114,16 +114,11 @@ func generatedRules(s traffic.Split) ([]gwv1.HTTPRouteRule, error) {
 	split := gwv1.HTTPRouteRule{
 		Name:    ptr.To(gwv1.SectionName(SplitRuleName)),
 		Matches: []gwv1.HTTPRouteMatch{{Path: rootPath()}},
-		// Both always listed, in name order (slot a, then b): a weight-0 backendRef gets
-		// nothing and keeps the rule's shape, and promotion, which only swaps which slot is
-		// stable, leaves the route as it is.
-		BackendRefs: []gwv1.HTTPBackendRef{
-			serviceRef(s.Stable.Service, s.Port, s.Stable.Weight),
-			serviceRef(s.Canary.Service, s.Port, s.Canary.Weight),
-		},
+		// Both always listed: a weight-0 backendRef gets nothing and keeps the rule's shape.
+		BackendRefs: []gwv1.HTTPBackendRef{},
 	}
-	if s.Canary.Service < s.Stable.Service {
-		split.BackendRefs[0], split.BackendRefs[1] = split.BackendRefs[1], split.BackendRefs[0]
+	for _, b := range slotOrder(s) {
+		split.BackendRefs = append(split.BackendRefs, serviceRef(b.Service, s.Port, b.Weight))
 	}
 	if s.MirrorPercent > 0 {
 		split.Filters = []gwv1.HTTPRouteFilter{mirrorFilter(s)}

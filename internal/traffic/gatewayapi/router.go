@@ -279,3 +279,12 @@ func sameJSON(a, b any) bool {
 	jb, errB := json.Marshal(b)
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
+
+// slotOrder lists the two slot backends by Service name (slot a, then b), not stable first:
+// promotion only swaps which slot is stable, and must leave the route as it is.
+func slotOrder(s traffic.Split) []traffic.Backend {
+	if s.Canary.Service < s.Stable.Service {
+		return []traffic.Backend{s.Canary, s.Stable}
+	}
+	return []traffic.Backend{s.Stable, s.Canary}
+}
