@@ -45,14 +45,14 @@ func canaryRollout(ns, name string) *meshv1alpha1.Rollout {
 	}
 }
 
-func create(t *testing.T, obj client.Object) {
+func create(t testing.TB, obj client.Object) {
 	t.Helper()
 	if err := env.Client.Create(context.Background(), obj); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func annotate(t *testing.T, r *meshv1alpha1.Rollout, action meshv1alpha1.RolloutAction) {
+func annotate(t testing.TB, r *meshv1alpha1.Rollout, action meshv1alpha1.RolloutAction) {
 	t.Helper()
 	patch := client.RawPatch("application/merge-patch+json", []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, meshv1alpha1.ActionAnnotation, action)))
 	if err := env.Client.Patch(context.Background(), r, patch); err != nil {
@@ -61,7 +61,7 @@ func annotate(t *testing.T, r *meshv1alpha1.Rollout, action meshv1alpha1.Rollout
 }
 
 // healthyOn waits until the Rollout is Healthy and Ready with its stable slot at slot.
-func (c *cluster) healthyOn(t *testing.T, name string, slot meshv1alpha1.Slot) *meshv1alpha1.Rollout {
+func (c *cluster) healthyOn(t testing.TB, name string, slot meshv1alpha1.Slot) *meshv1alpha1.Rollout {
 	t.Helper()
 	return c.waitRollout(t, name, "Healthy on slot "+string(slot), func(r *meshv1alpha1.Rollout) bool {
 		return r.Status.Phase == meshv1alpha1.PhaseHealthy && r.Status.StableSlot == slot && condIs(r, meshv1alpha1.ConditionReady, "") && r.Status.ObservedGeneration == r.Generation

@@ -169,6 +169,9 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	recordMetrics(before, ro, w.obs.Now)
 
 	if err := r.apply(ctx, ro, d, w); err != nil {
+		if ctx.Err() != nil {
+			return ctrl.Result{}, ctx.Err() // shutting down: the next manager applies it
+		}
 		log.FromContext(ctx).Error(err, "applying the decision")
 		applied := ro.DeepCopy()
 		setStalledForApply(ro, err)

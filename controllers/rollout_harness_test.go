@@ -67,13 +67,13 @@ func (g *gates) count(v meshv1alpha1.Verdict) int {
 // manager runs the Rollout controller until stop is called; it can be stopped and started
 // again, like a crashing operator pod.
 type manager struct {
-	t      *testing.T
+	t      testing.TB
 	gates  *gates
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func startManager(t *testing.T, g *gates) *manager {
+func startManager(t testing.TB, g *gates) *manager {
 	t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
@@ -126,7 +126,7 @@ type sample struct {
 	ready   map[string]bool  // slot Service name → its Deployment ready
 }
 
-func newCluster(t *testing.T, prefix string) *cluster {
+func newCluster(t testing.TB, prefix string) *cluster {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
 	if err := env.Client.Create(context.Background(), ns); err != nil {
@@ -246,7 +246,7 @@ func (c *cluster) splits() []map[string]int32 {
 }
 
 // target creates the Deployment the user owns, at demo:v1, with 3 replicas.
-func (c *cluster) target(t *testing.T, name string) {
+func (c *cluster) target(t testing.TB, name string) {
 	t.Helper()
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.ns}, Spec: appsv1.DeploymentSpec{
 		Replicas: ptr.To(int32(3)),
@@ -263,7 +263,7 @@ func (c *cluster) target(t *testing.T, name string) {
 
 // setImage changes the target's image: a new revision (retried on conflict, since the
 // controller scales the same Deployment).
-func (c *cluster) setImage(t *testing.T, name, image string) {
+func (c *cluster) setImage(t testing.TB, name, image string) {
 	t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		d := &appsv1.Deployment{}
@@ -279,7 +279,7 @@ func (c *cluster) setImage(t *testing.T, name, image string) {
 }
 
 // waitRollout polls the Rollout until cond holds (30 s).
-func (c *cluster) waitRollout(t *testing.T, name, what string, cond func(*meshv1alpha1.Rollout) bool) *meshv1alpha1.Rollout {
+func (c *cluster) waitRollout(t testing.TB, name, what string, cond func(*meshv1alpha1.Rollout) bool) *meshv1alpha1.Rollout {
 	t.Helper()
 	var last *meshv1alpha1.Rollout
 	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -296,7 +296,7 @@ func (c *cluster) waitRollout(t *testing.T, name, what string, cond func(*meshv1
 	return last
 }
 
-func (c *cluster) route(t *testing.T, name string) *gatewayv1.HTTPRoute {
+func (c *cluster) route(t testing.TB, name string) *gatewayv1.HTTPRoute {
 	t.Helper()
 	rt := &gatewayv1.HTTPRoute{}
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, rt); err != nil {
@@ -305,7 +305,7 @@ func (c *cluster) route(t *testing.T, name string) *gatewayv1.HTTPRoute {
 	return rt
 }
 
-func (c *cluster) deployment(t *testing.T, name string) *appsv1.Deployment {
+func (c *cluster) deployment(t testing.TB, name string) *appsv1.Deployment {
 	t.Helper()
 	d := &appsv1.Deployment{}
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, d); err != nil {
@@ -325,7 +325,7 @@ func pollFor(d time.Duration, cond func() bool) error {
 }
 
 // rolloutNow reads the Rollout as it is now.
-func (c *cluster) rolloutNow(t *testing.T, name string) *meshv1alpha1.Rollout {
+func (c *cluster) rolloutNow(t testing.TB, name string) *meshv1alpha1.Rollout {
 	t.Helper()
 	r := &meshv1alpha1.Rollout{}
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, r); err != nil {

@@ -1,0 +1,45 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+)
+
+func TestReleaseMetrics(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	started := metav1.NewTime(now.Add(-90 * time.Second))
+	ro := func(phase meshv1alpha1.RolloutPhase, stable, canary, abort string, w int32) *meshv1alpha1.Rollout {
+		return &meshv1alpha1.Rollout{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout"},
+			Status: meshv1alpha1.RolloutStatus{Phase: phase, StableRevision: stable, CanaryRevision: canary, AbortReason: abort, CanaryWeight: w, ReleaseStartTime: &started},
+		}
+	}
+	recordMetrics(ro(meshv1alpha1.PhaseProgressing, "r1", "r2", "", 20), ro(meshv1alpha1.PhaseProgressing, "r1", "r2", "", 50), now)
+	if v := testutil.ToFloat64(weightGauge.WithLabelValues("shop", "checkout")); v != 50 {
+		t.Errorf("canary weight %v, want 50", v)
+	}
+	if v := testutil.ToFloat64(phaseGauge.WithLabelValues("shop", "checkout", "Progressing")); v != 1 {
+		t.Errorf("phase Progressing %v, want 1", v)
+	}
+	if v := testutil.ToFloat64(phaseGauge.WithLabelValues("shop", "checkout", "Healthy")); v != 0 {
+		t.Errorf("phase Healthy %v, want 0", v)
+	}
+
+	recordMetrics(ro(meshv1alpha1.PhaseRollingBack, "r1", "r2", "HealthGateFailed", 0), ro(meshv1alpha1.PhaseRolledBack, "r1", "r2", "HealthGateFailed", 0), now)
+	recordMetrics(ro(meshv1alpha1.PhaseRolledBack, "r1", "r2", "HealthGateFailed", 0), ro(meshv1alpha1.PhaseRolledBack, "r1", "r2", "HealthGateFailed", 0), now)
+	if v := testutil.ToFloat64(releasesTotal.WithLabelValues("shop", "checkout", "rolled_back", "HealthGateFailed")); v != 1 {
+		t.Errorf("rolled-back releases %v, want 1 (counted once, on the transition)", v)
+	}
+	recordMetrics(ro(meshv1alpha1.PhasePromoting, "r1", "r3", "", 100), ro(meshv1alpha1.PhaseHealthy, "r3", "", "", 0), now)
+	if v := testutil.ToFloat64(releasesTotal.WithLabelValues("shop", "checkout", "promoted", "")); v != 1 {
+		t.Errorf("promoted releases %v, want 1", v)
+	}
+	if n := testutil.CollectAndCount(releaseSeconds); n != 2 {
+		t.Errorf("%d release-duration series, want 2 (promoted, rolled_back)", n)
+	}
+}
