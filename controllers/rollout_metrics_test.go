@@ -16,7 +16,7 @@ func TestReleaseMetrics(t *testing.T) {
 	ro := func(phase meshv1alpha1.RolloutPhase, stable, canary, abort string, w int32) *meshv1alpha1.Rollout {
 		return &meshv1alpha1.Rollout{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout"},
-			Status: meshv1alpha1.RolloutStatus{Phase: phase, StableRevision: stable, CanaryRevision: canary, AbortReason: abort, CanaryWeight: w, ReleaseStartTime: &started},
+			Status:     meshv1alpha1.RolloutStatus{Phase: phase, StableRevision: stable, CanaryRevision: canary, AbortReason: abort, CanaryWeight: w, ReleaseStartTime: &started},
 		}
 	}
 	recordMetrics(ro(meshv1alpha1.PhaseProgressing, "r1", "r2", "", 20), ro(meshv1alpha1.PhaseProgressing, "r1", "r2", "", 50), now)
