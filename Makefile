@@ -42,7 +42,7 @@ vet: ## go vet.
 .PHONY: lint
 lint: vet ## go vet, then golangci-lint (installed through the Go module proxy).
 	@if [ "$${SKIP_GOLANGCI:-}" = "1" ]; then echo "golangci-lint skipped (SKIP_GOLANGCI=1)"; exit 0; fi; \
-	$(MAKE) -s $(GOLANGCI_LINT) && $(GOLANGCI_LINT) run ./...
+	$(MAKE) -s $(GOLANGCI_LINT) && $(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver, etcd and kube-controller-manager from Go modules (cached in bin/k8s).

@@ -1,12 +1,7 @@
 package config_test
 
 import (
-	"os"
 	"testing"
-
-	"go.uber.org/zap/zapcore"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
@@ -15,14 +10,4 @@ import (
 var env *testenv.Env
 
 // TestMain starts the real API server (with Sluice's CRDs) once for the package.
-func TestMain(m *testing.M) {
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapcore.WarnLevel)))
-	var err error
-	env, err = testenv.Start(testenv.Options{})
-	if err != nil {
-		testenv.Fatal(err)
-	}
-	code := m.Run()
-	_ = env.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{}, &env, nil) }

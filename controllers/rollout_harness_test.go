@@ -23,6 +23,7 @@ import (
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/controllers"
 	"github.com/sluice-mesh/sluice/internal/rollout"
+	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/internal/traffic/gatewayapi"
 )
 
@@ -69,8 +70,7 @@ func (g *gates) count(v meshv1alpha1.Verdict) int {
 type manager struct {
 	t      testing.TB
 	gates  *gates
-	cancel context.CancelFunc
-	done   chan error
+	stopFn func() error
 }
 
 func startManager(t testing.TB, g *gates) *manager {
@@ -90,22 +90,19 @@ func startManager(t testing.TB, g *gates) *manager {
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &manager{t: t, gates: g, cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- mgr.Start(ctx) }()
+	m := &manager{t: t, gates: g, stopFn: testenv.RunManager(mgr)}
 	t.Cleanup(m.stop)
 	return m
 }
 
 func (m *manager) stop() {
-	if m.cancel == nil {
+	if m.stopFn == nil {
 		return
 	}
-	m.cancel()
-	if err := <-m.done; err != nil {
+	if err := m.stopFn(); err != nil {
 		m.t.Errorf("manager: %v", err)
 	}
-	m.cancel = nil
+	m.stopFn = nil
 }
 
 // cluster plays the kubelet and the gateway for one namespace: Deployments become ready

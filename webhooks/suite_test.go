@@ -5,18 +5,15 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -34,45 +31,34 @@ var (
 // TestMain starts the real API server with the generated webhook configurations pointing at
 // a webhook server in this process.
 func TestMain(m *testing.M) {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.WarnLevel)))
-	var err error
-	env, err = testenv.Start(testenv.Options{WebhookPaths: []string{filepath.Join(testenv.RepoRoot(), "config", "webhook", "manifests.yaml")}})
-	if err != nil {
-		testenv.Fatal(err)
-	}
-	wo := env.WebhookInstallOptions
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer:          webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir}),
+	opts := testenv.Options{WebhookPaths: []string{filepath.Join(testenv.RepoRoot(), "config", "webhook", "manifests.yaml")}}
+	testenv.Main(m, opts, &env, func(e *testenv.Env) (func(), error) {
+		wo := e.WebhookInstallOptions
+		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+			Scheme:                 e.Scheme,
+			Metrics:                metricsserver.Options{BindAddress: "0"},
+			HealthProbeBindAddress: "0",
+			WebhookServer:          webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir}),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := webhooks.Setup(mgr); err != nil {
+			return nil, err
+		}
+		stop := testenv.RunManager(mgr)
+		if err := waitForTLS(net.JoinHostPort(wo.LocalServingHost, fmt.Sprint(wo.LocalServingPort))); err != nil {
+			_ = stop()
+			return nil, err
+		}
+		cfg := rest.CopyConfig(e.Config)
+		cfg.WarningHandlerWithContext = warnings
+		if warnClient, err = client.New(cfg, client.Options{Scheme: e.Scheme}); err != nil {
+			_ = stop()
+			return nil, err
+		}
+		return func() { _ = stop() }, nil
 	})
-	if err != nil {
-		testenv.Fatal(err)
-	}
-	if err := webhooks.Setup(mgr); err != nil {
-		testenv.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if err := waitForTLS(net.JoinHostPort(wo.LocalServingHost, fmt.Sprint(wo.LocalServingPort))); err != nil {
-		testenv.Fatal(err)
-	}
-
-	cfg := rest.CopyConfig(env.Config)
-	cfg.WarningHandlerWithContext = warnings
-	if warnClient, err = client.New(cfg, client.Options{Scheme: env.Scheme}); err != nil {
-		testenv.Fatal(err)
-	}
-
-	code := m.Run()
-	cancel()
-	if err := <-done; err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
-	}
-	_ = env.Stop()
-	os.Exit(code)
 }
 
 func waitForTLS(addr string) error {

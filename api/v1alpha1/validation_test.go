@@ -22,16 +22,7 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start(testenv.Options{})
-	if err != nil {
-		testenv.Fatal(err)
-	}
-	code := m.Run()
-	_ = env.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{}, &env, nil) }
 
 // invalidCase is a valid sample with a JSON merge patch that breaks exactly one rule.
 type invalidCase struct {

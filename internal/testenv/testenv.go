@@ -4,6 +4,9 @@
 package testenv
 
 import (
+	"context"
+	"testing"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +15,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,6 +43,8 @@ type Env struct {
 
 // Options adjust the environment.
 type Options struct {
+	// GatewayAPI installs the Gateway API standard-channel CRDs too.
+	GatewayAPI bool
 	// WebhookPaths are folders of webhook configuration manifests to install and serve.
 	WebhookPaths []string
 	// ExtraCRDPaths are folders or files of further CRDs (upstream ones).
@@ -59,6 +69,13 @@ func Start(opts Options) (*Env, error) {
 		}
 	}
 	root := RepoRoot()
+	if opts.GatewayAPI {
+		dir, err := GatewayAPICRDs()
+		if err != nil {
+			return nil, err
+		}
+		opts.ExtraCRDPaths = append(opts.ExtraCRDPaths, dir)
+	}
 	scheme := sluicescheme.New()
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     append([]string{filepath.Join(root, "config", "crd", "bases")}, opts.ExtraCRDPaths...),
@@ -128,4 +145,38 @@ func GatewayAPICRDs() (string, error) {
 func Fatal(err error) {
 	fmt.Fprintln(os.Stderr, strings.TrimSpace(err.Error()))
 	os.Exit(1)
+}
+
+// Main is a package's TestMain: it starts the API server, calls setup (which may start
+// managers and returns what stops them), runs the tests, stops everything and exits. *env is
+// set before setup runs.
+func Main(m *testing.M, opts Options, env **Env, setup func(*Env) (stop func(), err error)) {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.WarnLevel)))
+	e, err := Start(opts)
+	if err != nil {
+		Fatal(err)
+	}
+	*env = e
+	stop := func() {}
+	if setup != nil {
+		if stop, err = setup(e); err != nil {
+			_ = e.Stop()
+			Fatal(err)
+		}
+	}
+	code := m.Run()
+	stop()
+	_ = e.Stop()
+	os.Exit(code)
+}
+
+// RunManager starts mgr in the background; stop cancels it and waits for it to return.
+func RunManager(mgr manager.Manager) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
 }

@@ -3,8 +3,6 @@ package gatewayapi
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -25,34 +23,15 @@ import (
 // k8s talks to the test API server; its scheme has gateway.networking.k8s.io/v1.
 var k8s client.WithWatch
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
+// env is the test API server, with the Gateway API CRDs (its scheme has them too).
+var env *testenv.Env
 
-func run(m *testing.M) int {
-	crds, err := testenv.GatewayAPICRDs()
-	if err != nil {
-		testenv.Fatal(err)
-	}
-	env, err := testenv.Start(testenv.Options{ExtraCRDPaths: []string{crds}})
-	if err != nil {
-		testenv.Fatal(err)
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the API server:", err)
-		}
-	}()
-	if err := gwv1.Install(env.Scheme); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	k8s, err = client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+func TestMain(m *testing.M) {
+	testenv.Main(m, testenv.Options{GatewayAPI: true}, &env, func(e *testenv.Env) (func(), error) {
+		var err error
+		k8s, err = client.NewWithWatch(e.Config, client.Options{Scheme: e.Scheme})
+		return func() {}, err
+	})
 }
 
 // namespace creates a fresh namespace for one test.
