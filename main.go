@@ -116,9 +116,14 @@ func run(o *options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	// One evaluator: Rollouts and standalone HealthGates judge with the same code and share
+	// the Prometheus connections.
+	evaluator := &controllers.PrometheusEvaluator{Reader: mgr.GetAPIReader()}
 	for name, setup := range map[string]func(ctrl.Manager) error{
-		"rollout":    func(m ctrl.Manager) error { return controllers.SetupRolloutController(m, controllers.PendingGates{}) },
-		"healthgate": controllers.SetupHealthGateController,
+		"rollout": func(m ctrl.Manager) error {
+			return controllers.SetupRolloutController(m, &controllers.RolloutGates{Client: m.GetClient(), Evaluator: evaluator})
+		},
+		"healthgate": func(m ctrl.Manager) error { return controllers.SetupHealthGateController(m, evaluator) },
 		"meshpolicy": controllers.SetupMeshPolicyController,
 	} {
 		if err := setup(mgr); err != nil {

@@ -2,17 +2,122 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/gates"
 	"github.com/sluice-mesh/sluice/internal/rollout"
 )
 
-// PendingGates is the GateChecker until HealthGate evaluation lands. It never passes a check:
-// every check is Inconclusive, so analysis steps wait (and say why) instead of promoting a
-// release nobody judged. Rollouts without analysis steps are not affected.
-type PendingGates struct{}
+// GateEvaluator evaluates one HealthGate for a target.
+type GateEvaluator interface {
+	Evaluate(ctx context.Context, g *meshv1alpha1.HealthGate, t gates.Target) gates.Result
+}
 
-// Check reports Inconclusive.
-func (PendingGates) Check(context.Context, *meshv1alpha1.Rollout) rollout.Check {
-	return rollout.Check{Verdict: meshv1alpha1.VerdictInconclusive, Message: "HealthGate evaluation is not implemented yet: analysis cannot pass"}
+// PrometheusEvaluator evaluates gates against the Prometheus servers they name, with the
+// credentials of their Secret. Sources (HTTP clients with their connection pools) are kept per
+// gate, and rebuilt when the gate or its Secret changes.
+type PrometheusEvaluator struct {
+	// Reader reads Secrets uncached: Sluice does not keep every Secret of the cluster in memory.
+	Reader client.Reader
+
+	mu      sync.Mutex
+	sources map[string]cachedSource // by gate namespace/name
+}
+
+type cachedSource struct {
+	key string // gate UID, generation and Secret resourceVersion
+	src *gates.PrometheusSource
+}
+
+// Evaluate implements GateEvaluator.
+func (e *PrometheusEvaluator) Evaluate(ctx context.Context, g *meshv1alpha1.HealthGate, t gates.Target) gates.Result {
+	src, err := e.source(ctx, g)
+	if err != nil {
+		// A Secret we cannot read is a setup problem, not a bad release.
+		return gates.Result{Verdict: meshv1alpha1.VerdictInconclusive, Message: err.Error()}
+	}
+	return gates.Evaluate(ctx, src, &g.Spec, t)
+}
+
+func (e *PrometheusEvaluator) source(ctx context.Context, g *meshv1alpha1.HealthGate) (gates.MetricSource, error) {
+	var auth gates.Auth
+	key := fmt.Sprintf("%s/%d", g.UID, g.Generation)
+	if ref := g.Spec.Prometheus.SecretRef; ref != nil {
+		s := &corev1.Secret{}
+		if err := e.Reader.Get(ctx, client.ObjectKey{Namespace: g.Namespace, Name: ref.Name}, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("spec.prometheus.secretRef: Secret %s/%s does not exist", g.Namespace, ref.Name)
+			}
+			return nil, fmt.Errorf("reading Secret %s/%s: %w", g.Namespace, ref.Name, err)
+		}
+		auth = gates.Auth{Token: string(s.Data["token"]), Username: string(s.Data["username"]), Password: string(s.Data["password"]), CA: s.Data["ca.crt"]}
+		key += "/" + s.ResourceVersion
+	}
+	name := g.Namespace + "/" + g.Name
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.sources[name]
+	if ok && c.key == key {
+		return c.src, nil
+	}
+	if ok {
+		c.src.Close() // the gate or its Secret changed: drop the old connections
+	}
+	src, err := gates.NewPrometheusSource(g.Spec.Prometheus, auth)
+	if err != nil {
+		return nil, err
+	}
+	if e.sources == nil {
+		e.sources = map[string]cachedSource{}
+	}
+	e.sources[name] = cachedSource{key: key, src: src}
+	return src, nil
+}
+
+// RolloutGates is the Rollout's GateChecker: every HealthGate the Rollout names is evaluated
+// for its current release (canary and stable slot Services, canary revision).
+type RolloutGates struct {
+	Client    client.Client
+	Evaluator GateEvaluator
+}
+
+// Check runs one check over all the Rollout's gates. Across gates, a Fail wins (a reachable
+// Prometheus saw a bad canary), then Unreachable, then Inconclusive; Pass needs all to pass.
+func (c *RolloutGates) Check(ctx context.Context, r *meshv1alpha1.Rollout) rollout.Check {
+	out := rollout.Check{Verdict: meshv1alpha1.VerdictPass}
+	rank := map[meshv1alpha1.Verdict]int{meshv1alpha1.VerdictPass: 0, meshv1alpha1.VerdictInconclusive: 1, meshv1alpha1.VerdictUnreachable: 2, meshv1alpha1.VerdictFail: 3}
+	var msgs []string
+	for _, ref := range r.Spec.Analysis.HealthGates {
+		g := &meshv1alpha1.HealthGate{}
+		var res gates.Result
+		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}, g); err != nil {
+			res = gates.Result{Verdict: meshv1alpha1.VerdictInconclusive, Message: fmt.Sprintf("HealthGate %s: %v", ref.Name, client.IgnoreNotFound(err))}
+			if apierrors.IsNotFound(err) {
+				res.Message = fmt.Sprintf("HealthGate %s/%s does not exist", r.Namespace, ref.Name)
+			}
+		} else {
+			res = c.Evaluator.Evaluate(ctx, g, gateTarget(r, g))
+		}
+		for _, m := range res.Metrics {
+			out.Gates = append(out.Gates, meshv1alpha1.GateMetricVerdict{Gate: ref.Name, MetricVerdict: m})
+		}
+		if rank[res.Verdict] > rank[out.Verdict] {
+			out.Verdict = res.Verdict
+		}
+		if res.Verdict != meshv1alpha1.VerdictPass {
+			msgs = append(msgs, describe(ref.Name, res))
+		}
+	}
+	out.Message = strings.Join(msgs, "; ")
+	if out.Message == "" {
+		out.Message = "all gates pass"
+	}
+	return out
 }

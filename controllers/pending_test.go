@@ -26,7 +26,7 @@ type conditioned interface {
 	GetConditions() []metav1.Condition
 }
 
-// Until their issues land, the controllers must say in status that they do nothing, never
+// Until its issue lands, the MeshPolicy controller must say in status that they do nothing, never
 // report success: Ready=False and Stalled=True with reason NotImplemented, observedGeneration
 // current, and one Warning event (events on transitions only).
 func TestControllersReportNotImplemented(t *testing.T) {
@@ -38,7 +38,6 @@ func TestControllersReportNotImplemented(t *testing.T) {
 		message string
 		gen     func(conditioned) int64
 	}{
-		{"healthgate_success_rate", "HealthGate", `{"spec":{"noData":"Fail"}}`, &meshv1alpha1.HealthGate{}, controllers.HealthGateMessage, func(o conditioned) int64 { return o.(*meshv1alpha1.HealthGate).Status.ObservedGeneration }},
 		{"meshpolicy_payments", "MeshPolicy", `{"spec":{"locality":{"preferClose":false}}}`, &meshv1alpha1.MeshPolicy{}, controllers.MeshPolicyMessage, func(o conditioned) int64 { return o.(*meshv1alpha1.MeshPolicy).Status.ObservedGeneration }},
 	}
 	ctx := context.Background()

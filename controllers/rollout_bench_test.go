@@ -18,7 +18,7 @@ import (
 
 // failClock is a gate stub that fails every check from 20% on and remembers when it did.
 type failClock struct {
-	gates
+	stubGates
 	mu       sync.Mutex
 	failedAt time.Time
 }
@@ -40,7 +40,7 @@ func BenchmarkRollbackToWeightZero(b *testing.B) {
 		}
 		return meshv1alpha1.VerdictPass
 	})
-	startManager(t, &g.gates)
+	startManager(t, &g.stubGates)
 	c.target(t, "checkout")
 	create(t, canaryRollout(c.ns, "checkout"))
 	c.healthyOn(t, "checkout", meshv1alpha1.SlotA)

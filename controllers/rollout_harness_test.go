@@ -27,15 +27,15 @@ import (
 	"github.com/sluice-mesh/sluice/internal/traffic/gatewayapi"
 )
 
-// gates is a scriptable GateChecker (tests only): the verdict comes from a function of the
+// stubGates is a scriptable GateChecker (tests only): the verdict comes from a function of the
 // Rollout, and every check is counted.
-type gates struct {
+type stubGates struct {
 	mu      sync.Mutex
 	verdict func(*meshv1alpha1.Rollout) meshv1alpha1.Verdict
 	checks  []meshv1alpha1.Verdict
 }
 
-func (g *gates) Check(_ context.Context, r *meshv1alpha1.Rollout) rollout.Check {
+func (g *stubGates) Check(_ context.Context, r *meshv1alpha1.Rollout) rollout.Check {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	v := meshv1alpha1.VerdictPass
@@ -47,13 +47,13 @@ func (g *gates) Check(_ context.Context, r *meshv1alpha1.Rollout) rollout.Check 
 		Gates: []meshv1alpha1.GateMetricVerdict{{Gate: "stub", MetricVerdict: meshv1alpha1.MetricVerdict{Name: "m", Verdict: v}}}}
 }
 
-func (g *gates) set(f func(*meshv1alpha1.Rollout) meshv1alpha1.Verdict) {
+func (g *stubGates) set(f func(*meshv1alpha1.Rollout) meshv1alpha1.Verdict) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.verdict = f
 }
 
-func (g *gates) count(v meshv1alpha1.Verdict) int {
+func (g *stubGates) count(v meshv1alpha1.Verdict) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := 0
@@ -69,11 +69,11 @@ func (g *gates) count(v meshv1alpha1.Verdict) int {
 // again, like a crashing operator pod.
 type manager struct {
 	t      testing.TB
-	gates  *gates
+	gates  *stubGates
 	stopFn func() error
 }
 
-func startManager(t testing.TB, g *gates) *manager {
+func startManager(t testing.TB, g *stubGates) *manager {
 	t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",

@@ -28,7 +28,7 @@ type finalState struct {
 // a new one started every time the phase or step changes.
 func release(t *testing.T, restart bool) (finalState, int) {
 	c := newCluster(t, "restart")
-	g := &gates{}
+	g := &stubGates{}
 	m := startManager(t, g)
 	c.target(t, "checkout")
 	create(t, canaryRollout(c.ns, "checkout"))

@@ -21,7 +21,7 @@ func TestFailingVerdictRollsBackAtOnce(t *testing.T) {
 	}{{"at 20%", 20}, {"at 60%", 60}} {
 		t.Run(step.name, func(t *testing.T) {
 			c := newCluster(t, "rollback")
-			g := &gates{}
+			g := &stubGates{}
 			startManager(t, g)
 			c.target(t, "checkout")
 			ro := canaryRollout(c.ns, "checkout")
@@ -71,7 +71,7 @@ func TestFailingVerdictRollsBackAtOnce(t *testing.T) {
 // Rollout is Stalled, still frozen; when Prometheus answers again the release resumes.
 func TestUnreachablePrometheusHoldsThenStallsThenResumes(t *testing.T) {
 	c := newCluster(t, "hold")
-	g := &gates{}
+	g := &stubGates{}
 	startManager(t, g)
 	c.target(t, "checkout")
 	ro := canaryRollout(c.ns, "checkout")
@@ -111,7 +111,7 @@ func TestUnreachablePrometheusHoldsThenStallsThenResumes(t *testing.T) {
 // Manual actions with plain kubectl: abort rolls back; an unknown value is reported and removed.
 func TestAbortAndInvalidActionThroughTheAnnotation(t *testing.T) {
 	c := newCluster(t, "abort")
-	startManager(t, &gates{})
+	startManager(t, &stubGates{})
 	c.target(t, "checkout")
 	create(t, canaryRollout(c.ns, "checkout"))
 	c.healthyOn(t, "checkout", meshv1alpha1.SlotA)

@@ -12,18 +12,16 @@ import (
 
 var env *testenv.Env
 
-// TestMain starts the real API server (with the Gateway API CRDs) once, and the HealthGate and
-// MeshPolicy controllers in a manager; the Rollout tests start managers of their own.
+// TestMain starts the real API server (with the Gateway API CRDs) once, and the MeshPolicy
+// controller in a manager; the Rollout and HealthGate tests start managers of their own.
 func TestMain(m *testing.M) {
 	testenv.Main(m, testenv.Options{GatewayAPI: true}, &env, func(e *testenv.Env) (func(), error) {
 		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
 		if err != nil {
 			return nil, err
 		}
-		for _, setup := range []func(ctrl.Manager) error{controllers.SetupHealthGateController, controllers.SetupMeshPolicyController} {
-			if err := setup(mgr); err != nil {
-				return nil, err
-			}
+		if err := controllers.SetupMeshPolicyController(mgr); err != nil {
+			return nil, err
 		}
 		stop := testenv.RunManager(mgr)
 		return func() { _ = stop() }, nil

@@ -2,10 +2,8 @@ package webhooks
 
 import (
 	"context"
-	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -36,17 +34,19 @@ func (HealthGateDefaulter) Default(_ context.Context, g *meshv1alpha1.HealthGate
 	return nil
 }
 
-// HealthGateValidator checks what CEL can't: that every query template parses and expands.
+// HealthGateValidator checks what CEL can't: that every metric's query, custom or builtin,
+// expands with sample values and parses as PromQL.
 type HealthGateValidator struct{}
 
-// ValidateCreate rejects a query template that does not parse or uses an unknown variable.
+// ValidateCreate rejects a query that does not expand (template error, unknown variable, a
+// variable outside a label matcher's quoted value) or whose expansion is not valid PromQL.
 func (HealthGateValidator) ValidateCreate(_ context.Context, g *meshv1alpha1.HealthGate) (admission.Warnings, error) {
-	return nil, validateQueries(g)
+	return nil, gates.ValidateSpec(&g.Spec)
 }
 
 // ValidateUpdate checks the same as on create.
 func (HealthGateValidator) ValidateUpdate(_ context.Context, _, g *meshv1alpha1.HealthGate) (admission.Warnings, error) {
-	return nil, validateQueries(g)
+	return nil, gates.ValidateSpec(&g.Spec)
 }
 
 // ValidateDelete allows every deletion.
@@ -54,15 +54,5 @@ func (HealthGateValidator) ValidateDelete(context.Context, *meshv1alpha1.HealthG
 	return nil, nil
 }
 
-func validateQueries(g *meshv1alpha1.HealthGate) error {
-	var errs field.ErrorList
-	for i, m := range g.Spec.Metrics {
-		if m.Query == "" {
-			continue
-		}
-		if err := gates.CheckTemplate(m.Query); err != nil {
-			errs = append(errs, field.Invalid(field.NewPath("spec", "metrics").Index(i).Child("query"), fmt.Sprintf("metric %q", m.Name), err.Error()))
-		}
-	}
-	return errs.ToAggregate()
-}
+// validateQueries expands every metric's query with gates.SampleVars and parses it with the
+// PromQL parser; an error names the metric and is reported on its query (or builtin) field.

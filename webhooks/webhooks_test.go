@@ -117,6 +117,10 @@ func TestHealthGateRejectsABrokenTemplateNamingTheMetric(t *testing.T) {
 	cases := []struct{ name, query, want string }{
 		{"unknown variable", `rate(x{service="{{ .Svc }}"}[1m])`, `spec.metrics[1].query: Invalid value: "metric \"p99\"": template does not expand`},
 		{"unclosed action", `rate(x{service="{{ .Service"}[1m])`, `spec.metrics[1].query: Invalid value: "metric \"p99\"": template does not parse`},
+		{"PromQL syntax error", `sum(rate(x{service="{{ .Service }}"}[1m])`, `spec.metrics[1].query: Invalid value: "metric \"p99\"": query does not parse: unclosed left parenthesis`},
+		{"PromQL parse error", `sum(rate(x{service="{{ .Service }}"}))`, `spec.metrics[1].query: Invalid value: "metric \"p99\"": query does not parse: 1:10: parse error: expected type range vector in call to function "rate", got instant vector`},
+		{"variable outside quotes", `rate(x{service={{ .Service }}}[1m])`, `spec.metrics[1].query: Invalid value: "metric \"p99\"": template: {{ .Service }} must be inside the quoted value of a label matcher`},
+		{"range vector result", `rate(x{service="{{ .Service }}"}[1m])[5m:]`, `spec.metrics[1].query: Invalid value: "metric \"p99\"": query returns a range vector`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,6 +141,27 @@ func TestHealthGateRejectsABrokenTemplateNamingTheMetric(t *testing.T) {
 	}
 	if g.Spec.NoData != meshv1alpha1.NoDataInconclusive || g.Spec.Prometheus.Timeout.Duration != 3*time.Second {
 		t.Errorf("defaults: noData %q (want Inconclusive), timeout %v (want the sample's 3s kept)", g.Spec.NoData, g.Spec.Prometheus.Timeout)
+	}
+}
+
+func TestHealthGateAcceptsEveryBuiltinOfEveryDataPlane(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	for _, dp := range []meshv1alpha1.DataPlane{
+		meshv1alpha1.DataPlaneTraefik, meshv1alpha1.DataPlaneIstio, meshv1alpha1.DataPlaneLinkerd,
+		meshv1alpha1.DataPlaneEnvoy, meshv1alpha1.DataPlaneNginx,
+	} {
+		t.Run(string(dp), func(t *testing.T) {
+			g := sample[*meshv1alpha1.HealthGate](t, "healthgate_success_rate", &meshv1alpha1.HealthGate{})
+			g.Name, g.Namespace = "builtins-"+string(dp), ns
+			g.Spec.DataPlane = dp
+			g.Spec.Metrics = append(g.Spec.Metrics, meshv1alpha1.HealthMetric{
+				Name: "p99", Builtin: meshv1alpha1.BuiltinRequestDurationP99, ThresholdRange: &meshv1alpha1.ThresholdRange{Max: ptr.To(0.5)},
+			})
+			if err := env.Client.Create(ctx, g); err != nil {
+				t.Fatalf("a gate of builtins is rejected: %v", err)
+			}
+		})
 	}
 }
 
