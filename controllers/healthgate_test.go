@@ -10,13 +10,10 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/controllers"
 	"github.com/sluice-mesh/sluice/internal/testenv"
-	"github.com/sluice-mesh/sluice/internal/traffic/gatewayapi"
 )
 
 // successRateGate is a HealthGate on the canary's success rate through Traefik's metrics.
@@ -40,21 +37,11 @@ func successRateGate(ns, prometheus string, target *meshv1alpha1.GateTarget) *me
 // startRealGates runs the Rollout and HealthGate controllers with the Prometheus evaluator.
 func startRealGates(t testing.TB) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	var ev *controllers.PrometheusEvaluator
+	mgr := newRolloutManager(t, func(m ctrl.Manager) controllers.GateChecker {
+		ev = &controllers.PrometheusEvaluator{Reader: m.GetAPIReader()}
+		return &controllers.RolloutGates{Client: m.GetClient(), Evaluator: ev}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := &controllers.PrometheusEvaluator{Reader: mgr.GetAPIReader()}
-	r := &controllers.RolloutReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sluice-rollout"),
-		Router: gatewayapi.New(mgr.GetClient()), Gates: &controllers.RolloutGates{Client: mgr.GetClient(), Evaluator: ev}, Now: time.Now,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
 	if err := controllers.SetupHealthGateController(mgr, ev); err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,15 @@ type manager struct {
 
 func startManager(t testing.TB, g *stubGates) *manager {
 	t.Helper()
+	mgr := newRolloutManager(t, func(ctrl.Manager) controllers.GateChecker { return g })
+	m := &manager{t: t, gates: g, stopFn: testenv.RunManager(mgr)}
+	t.Cleanup(m.stop)
+	return m
+}
+
+// newRolloutManager is a manager with the Rollout controller, whose gate checker gates makes.
+func newRolloutManager(t testing.TB, gates func(ctrl.Manager) controllers.GateChecker) ctrl.Manager {
+	t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		// Each manager registers the same controller name; the registry is per process.
@@ -85,14 +94,12 @@ func startManager(t testing.TB, g *stubGates) *manager {
 	}
 	r := &controllers.RolloutReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sluice-rollout"),
-		Router: gatewayapi.New(mgr.GetClient()), Gates: g, Now: time.Now,
+		Router: gatewayapi.New(mgr.GetClient()), Gates: gates(mgr), Now: time.Now,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
-	m := &manager{t: t, gates: g, stopFn: testenv.RunManager(mgr)}
-	t.Cleanup(m.stop)
-	return m
+	return mgr
 }
 
 func (m *manager) stop() {
