@@ -48,8 +48,12 @@ lint: vet ## go vet, then golangci-lint (installed through the Go module proxy).
 envtest: ## Build kube-apiserver, etcd and kube-controller-manager from Go modules (cached in bin/k8s).
 	hack/envtest-binaries.sh >/dev/null
 
+.PHONY: traefik
+traefik: ## Build Traefik v3.7.12 from Go modules (cached in bin/traefik).
+	hack/traefik.sh >/dev/null
+
 .PHONY: test
-test: manifests generate envtest ## Run all tests against the real API server.
+test: manifests generate envtest traefik ## Run all tests: real API server, real Prometheus, and the e2e cluster (root, iproute2).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test ./... -count=1 $(TEST_ARGS)
 
 .PHONY: verify

@@ -1,0 +1,270 @@
+// Package scenarios runs releases end to end on the local cluster: real demo-app processes
+// behind Traefik, judged from Traefik's metrics in Prometheus, driven by the Sluice manager
+// binary. Assertions are on the traffic the load generator saw, not only on object state.
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/e2e/cluster"
+	"github.com/sluice-mesh/sluice/e2e/load"
+)
+
+var cl *cluster.Cluster
+
+// TestMain starts one cluster for every scenario; each scenario has its own namespace and host.
+func TestMain(m *testing.M) {
+	c, err := cluster.Start(context.Background(), cluster.Options{Logf: log.Printf})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the e2e cluster:", err)
+		os.Exit(1)
+	}
+	cl = c
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintln(os.Stderr, cl.LogTails(60))
+	}
+	_ = cl.Stop()
+	os.Exit(code)
+}
+
+// app deploys the demo app (2 replicas) at version with extra args, and a success-rate gate.
+func app(t *testing.T, ns, version string, args ...string) {
+	t.Helper()
+	ctx := context.Background()
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To(int32(2)),
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "shop"}},
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "shop"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "app", Image: "sluice.dev/demo-app:latest", Args: append([]string{"--version=" + version}, args...),
+				Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")}}, PeriodSeconds: 1},
+			}}},
+		},
+	}}
+	gate := &meshv1alpha1.HealthGate{ObjectMeta: metav1.ObjectMeta{Name: "success-rate", Namespace: ns}, Spec: meshv1alpha1.HealthGateSpec{
+		Prometheus: meshv1alpha1.PrometheusSource{Addresses: []string{cl.PrometheusURL}},
+		DataPlane:  meshv1alpha1.DataPlaneTraefik,
+		Metrics: []meshv1alpha1.HealthMetric{{Name: "success-rate", Builtin: meshv1alpha1.BuiltinRequestSuccessRate,
+			ThresholdRange: &meshv1alpha1.ThresholdRange{Min: ptr.To(0.95)}}},
+		Window: &metav1.Duration{Duration: 5 * time.Second},
+	}}
+	for _, o := range []client.Object{d, gate} {
+		if err := cl.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// canary is a Rollout of the shop through Gateway gateways/edge on <ns>.example.com.
+func canary(ns string) *meshv1alpha1.Rollout {
+	return &meshv1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns}, Spec: meshv1alpha1.RolloutSpec{
+		TargetRef: meshv1alpha1.TargetReference{Name: "shop"},
+		Service:   meshv1alpha1.ServiceSpec{Port: 80, TargetPort: ptr.To(intstr.FromString("http"))},
+		TrafficRouting: meshv1alpha1.TrafficRouting{GatewayAPI: meshv1alpha1.GatewayAPIRouting{
+			ParentRefs: []meshv1alpha1.ParentReference{{Name: "edge", Namespace: "gateways"}},
+			Hostnames:  []meshv1alpha1.Hostname{meshv1alpha1.Hostname(ns + ".example.com")},
+		}},
+		Strategy: meshv1alpha1.RolloutStrategy{Canary: &meshv1alpha1.CanaryStrategy{
+			Steps: []meshv1alpha1.CanaryStep{
+				{SetWeight: ptr.To(int32(20))}, {Analysis: &meshv1alpha1.AnalysisStep{Checks: 2}},
+				{SetWeight: ptr.To(int32(60))}, {Analysis: &meshv1alpha1.AnalysisStep{Checks: 2}},
+			},
+			ScaleDownDelay: &metav1.Duration{Duration: 5 * time.Second},
+		}},
+		Analysis: &meshv1alpha1.RolloutAnalysis{
+			Interval: &metav1.Duration{Duration: 2 * time.Second}, FailureLimit: ptr.To(int32(0)), MinSamples: ptr.To(int32(10)),
+			HealthGates: []meshv1alpha1.LocalObjectReference{{Name: "success-rate"}},
+		},
+	}}
+}
+
+// traffic starts the load generator on the scenario's host until the test ends.
+func traffic(t *testing.T, ns string) *load.Generator {
+	g := &load.Generator{URL: cl.GatewayURL + "/", Host: ns + ".example.com", RPS: 40, Workers: 8, Client: nil}
+	g.Client = defaultClient()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { g.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return g
+}
+
+// setVersion changes the target's version argument: a new revision.
+func setVersion(t *testing.T, ns, version string, args ...string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := &appsv1.Deployment{}
+		if err := cl.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "shop"}, d); err != nil {
+			return err
+		}
+		d.Spec.Template.Spec.Containers[0].Args = append([]string{"--version=" + version}, args...)
+		return cl.Client.Update(context.Background(), d)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitRollout(t *testing.T, ns, what string, timeout time.Duration, cond func(*meshv1alpha1.Rollout) bool) *meshv1alpha1.Rollout {
+	t.Helper()
+	r := &meshv1alpha1.Rollout{}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		return cl.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, r) == nil && cond(r), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: phase %s step %v weight %d analysis %+v conditions %+v", what, r.Status.Phase, r.Status.CurrentStep, r.Status.CanaryWeight, r.Status.Analysis, r.Status.Conditions)
+	}
+	return r
+}
+
+func waitTraffic(t *testing.T, g *load.Generator, what string, cond func(load.Counts) bool) load.Counts {
+	t.Helper()
+	var c load.Counts
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		c = g.Snapshot()
+		return cond(c), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: traffic %+v", what, c)
+	}
+	return c
+}
+
+func healthy(r *meshv1alpha1.Rollout) bool {
+	return r.Status.Phase == meshv1alpha1.PhaseHealthy && r.Status.ObservedGeneration == r.Generation && r.Status.CanaryRevision == ""
+}
+
+// A healthy v2 walks every step to promotion; the load generator sees v2 take over.
+func TestSuccessfulCanary(t *testing.T) {
+	ctx := context.Background()
+	ns, err := cl.Namespace(ctx, "canary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app(t, ns, "v1")
+	if err := cl.Client.Create(ctx, canary(ns)); err != nil {
+		t.Fatal(err)
+	}
+	r := waitRollout(t, ns, "Healthy on v1", 60*time.Second, healthy)
+	v1 := r.Status.StableRevision
+	g := traffic(t, ns)
+	waitTraffic(t, g, "v1 answering through Traefik", func(c load.Counts) bool { return c.ByVersion["v1"] >= 40 })
+
+	setVersion(t, ns, "v2")
+	waitTraffic(t, g, "v2 receiving canary traffic", func(c load.Counts) bool { return c.ByVersion["v2"] >= 20 })
+	r = waitRollout(t, ns, "promotion of v2", 3*time.Minute, func(r *meshv1alpha1.Rollout) bool { return healthy(r) && r.Status.StableRevision != v1 })
+	if r.Status.StableSlot != meshv1alpha1.SlotB || r.Status.AbortReason != "" {
+		t.Errorf("after promotion: stable %s abort %q", r.Status.StableSlot, r.Status.AbortReason)
+	}
+	promoted := g.Snapshot()
+	after := waitTraffic(t, g, "traffic after promotion", func(c load.Counts) bool { return c.Since(promoted).Total >= 80 }).Since(promoted)
+	if after.ByVersion["v1"] > 0 || after.Share("v2") < 0.99 {
+		t.Errorf("after promotion the Gateway still sends to v1: %+v", after)
+	}
+	total := g.Snapshot()
+	if total.ByCode[500] > 0 || total.Errors > total.Total/100 {
+		t.Errorf("a healthy release produced errors: codes %v transport errors %d of %d", total.ByCode, total.Errors, total.Total)
+	}
+	t.Logf("served: %v, codes %v", total.ByVersion, total.ByCode)
+}
+
+// A v3 answering 50%% 500s is rolled back: after the route's weight 0 for the canary, no
+// request reaches v3 later than Traefik's apply delay.
+func TestBadCanaryIsRolledBack(t *testing.T) {
+	ctx := context.Background()
+	ns, err := cl.Namespace(ctx, "rollback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app(t, ns, "v1")
+	if err := cl.Client.Create(ctx, canary(ns)); err != nil {
+		t.Fatal(err)
+	}
+	waitRollout(t, ns, "Healthy on v1", 60*time.Second, healthy)
+	g := traffic(t, ns)
+	waitTraffic(t, g, "v1 answering through Traefik", func(c load.Counts) bool { return c.ByVersion["v1"] >= 40 })
+
+	zero := watchCanaryZero(t, ns)
+	setVersion(t, ns, "v3", "--error-rate=0.5")
+	waitTraffic(t, g, "v3 receiving canary traffic", func(c load.Counts) bool { return c.ByVersion["v3"] >= 10 })
+	r := waitRollout(t, ns, "rollback of v3", 2*time.Minute, func(r *meshv1alpha1.Rollout) bool { return r.Status.Phase == meshv1alpha1.PhaseRolledBack })
+	if r.Status.AbortReason != "HealthGateFailed" {
+		t.Errorf("abortReason %q", r.Status.AbortReason)
+	}
+	weightZero := <-zero
+	settled := g.Snapshot()
+	waitTraffic(t, g, "traffic after rollback", func(c load.Counts) bool { return c.Since(settled).Total >= 80 })
+	c := g.Snapshot()
+	last := c.LastSeen["v3"]
+	lag := last.Sub(weightZero)
+	t.Logf("route weight 0 at %s; last v3 answer %s later; served %v", weightZero.Format(time.StampMilli), lag.Round(time.Millisecond), c.ByVersion)
+	// Traefik applies a route change in 0.26–0.54 s with its 100 ms throttle (traefik.md).
+	if lag > 2*time.Second {
+		t.Errorf("v3 still answered %s after the route sent it nothing", lag)
+	}
+	if since := c.Since(settled); since.ByVersion["v3"] > 0 {
+		t.Errorf("v3 answered after the rollback settled: %+v", since)
+	}
+}
+
+// watchCanaryZero reports when the route first carries weight 0 for shop-b after having
+// carried more: the moment of the rollback on the API server.
+func watchCanaryZero(t *testing.T, ns string) <-chan time.Time {
+	out := make(chan time.Time, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		seenCanary := false
+		_ = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			rt := &gatewayv1.HTTPRoute{}
+			if cl.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, rt) != nil {
+				return false, nil
+			}
+			w := canaryWeight(rt)
+			if w > 0 {
+				seenCanary = true
+			}
+			if seenCanary && w == 0 {
+				out <- time.Now()
+				return true, nil
+			}
+			return false, nil
+		})
+	}()
+	return out
+}
+
+func canaryWeight(rt *gatewayv1.HTTPRoute) int32 {
+	for _, rule := range rt.Spec.Rules {
+		for _, b := range rule.BackendRefs {
+			if b.Name == "shop-b" {
+				return ptr.Deref(b.Weight, 1)
+			}
+		}
+	}
+	return 0
+}
+
+func defaultClient() *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+}
