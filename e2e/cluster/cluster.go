@@ -53,6 +53,8 @@ type Cluster struct {
 	// GatewayURL is Traefik's entrypoint; send requests with the route's Host header.
 	GatewayURL    string
 	PrometheusURL string
+
+	argv map[string][]string // how each process of ours was started, to restart it
 }
 
 // Start brings everything up; on error what was started is stopped.
@@ -90,7 +92,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Cluster{Stack: s, Client: c,
+	cl := &Cluster{Stack: s, Client: c, argv: map[string][]string{},
 		GatewayURL:    fmt.Sprintf("http://%s:%d", stack.HostIP, GatewayPort),
 		PrometheusURL: fmt.Sprintf("http://%s:%d", stack.HostIP, PrometheusPort)}
 
@@ -147,7 +149,7 @@ func (c *Cluster) gateway(ctx context.Context) error {
 
 func (c *Cluster) startTraefik(bin string) error {
 	h := stack.HostIP
-	_, err := c.Run("traefik", []string{bin,
+	err := c.run("traefik", []string{bin,
 		"--global.checknewversion=false", "--global.sendanonymoususage=false", "--api.dashboard=false",
 		fmt.Sprintf("--entrypoints.web.address=%s:%d", h, GatewayPort),
 		fmt.Sprintf("--entrypoints.metrics.address=%s:%d", h, TraefikMetrics),
@@ -159,7 +161,7 @@ func (c *Cluster) startTraefik(bin string) error {
 		"--metrics.prometheus=true", "--metrics.prometheus.entrypoint=metrics", "--metrics.prometheus.addserviceslabels=true",
 		"--metrics.prometheus.buckets=0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5",
 		"--log.level=INFO",
-	}, nil)
+	})
 	return err
 }
 
@@ -176,10 +178,9 @@ scrape_configs:
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	_, err := c.Run("prometheus", []string{"prometheus", "--config.file=" + path,
+	return c.run("prometheus", []string{"prometheus", "--config.file=" + path,
 		"--storage.tsdb.path=" + filepath.Join(c.Dir, "prometheus-data"),
-		fmt.Sprintf("--web.listen-address=%s:%d", stack.HostIP, PrometheusPort), "--log.level=warn"}, nil)
-	return err
+		fmt.Sprintf("--web.listen-address=%s:%d", stack.HostIP, PrometheusPort), "--log.level=warn"})
 }
 
 // startManager builds and runs the Sluice manager without webhooks (no certificates here).
@@ -190,9 +191,45 @@ func (c *Cluster) startManager(ctx context.Context, root string) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the manager: %w\n%s", err, out)
 	}
-	_, err := c.Run("sluice-manager", []string{bin, "--webhooks=false", "--metrics-bind-address=0",
-		fmt.Sprintf("--health-probe-bind-address=%s:%d", stack.HostIP, ManagerProbes), "--zap-log-level=info"}, nil)
+	return c.run(Manager, []string{bin, "--webhooks=false", "--metrics-bind-address=0",
+		fmt.Sprintf("--health-probe-bind-address=%s:%d", stack.HostIP, ManagerProbes), "--zap-log-level=info"})
+}
+
+// Names of the processes Start runs, for Kill and Restart.
+const (
+	Manager    = "sluice-manager"
+	Prometheus = "prometheus"
+	Traefik    = "traefik"
+)
+
+func (c *Cluster) run(name string, argv []string) error {
+	c.argv[name] = argv
+	_, err := c.Run(name, argv, nil)
 	return err
+}
+
+// Kill stops one of the cluster's processes at once (SIGKILL), like a crash.
+func (c *Cluster) Kill(name string) error {
+	p := c.Process(name)
+	if p == nil {
+		return fmt.Errorf("no process %s", name)
+	}
+	p.Stop(0)
+	<-p.Done()
+	return nil
+}
+
+// Restart starts a killed process again as it was started, and waits until the cluster is
+// ready again.
+func (c *Cluster) Restart(ctx context.Context, name string) error {
+	argv, ok := c.argv[name]
+	if !ok {
+		return fmt.Errorf("no process %s", name)
+	}
+	if _, err := c.Run(name, argv, nil); err != nil {
+		return err
+	}
+	return c.waitReady(ctx)
 }
 
 // waitReady waits for Traefik, the Gateway, Prometheus and the manager.

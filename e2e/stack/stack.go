@@ -192,10 +192,16 @@ func (s *Stack) startAgent(ctx context.Context) error {
 func (s *Stack) Run(name string, argv []string, env []string) (*Process, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.procs {
-		if p.Name == name {
+	for i, p := range s.procs {
+		if p.Name != name {
+			continue
+		}
+		if p.Running() {
 			return nil, fmt.Errorf("a process named %s already runs in the stack", name)
 		}
+		// It exited (or was stopped): start it again under the same name and log.
+		s.procs = append(s.procs[:i:i], s.procs[i+1:]...)
+		break
 	}
 	base := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Join(s.Dir, "home"), "KUBECONFIG=" + s.Kubeconfig}
 	p, err := s.NS.Start(name, filepath.Join(s.LogDir, name+".log"), argv, append(base, env...))
