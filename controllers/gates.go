@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -86,6 +87,8 @@ func (e *PrometheusEvaluator) source(ctx context.Context, g *meshv1alpha1.Health
 type RolloutGates struct {
 	Client    client.Client
 	Evaluator GateEvaluator
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Check runs one check over all the Rollout's gates. Across gates, a Fail wins (a reachable
@@ -103,7 +106,7 @@ func (c *RolloutGates) Check(ctx context.Context, r *meshv1alpha1.Rollout) rollo
 				res.Message = fmt.Sprintf("HealthGate %s/%s does not exist", r.Namespace, ref.Name)
 			}
 		} else {
-			res = c.Evaluator.Evaluate(ctx, g, gateTarget(r, g))
+			res = c.evaluate(ctx, r, g)
 		}
 		for _, m := range res.Metrics {
 			out.Gates = append(out.Gates, meshv1alpha1.GateMetricVerdict{Gate: ref.Name, MetricVerdict: m})
@@ -120,4 +123,20 @@ func (c *RolloutGates) Check(ctx context.Context, r *meshv1alpha1.Rollout) rollo
 		out.Message = "all gates pass"
 	}
 	return out
+}
+
+// evaluate runs one gate, unless its window still reaches back before the release started:
+// the slots are reused, so that part of the window holds the previous release's requests
+// (a rolled-back canary's failures would fail the next release before it served anything).
+func (c *RolloutGates) evaluate(ctx context.Context, r *meshv1alpha1.Rollout, g *meshv1alpha1.HealthGate) gates.Result {
+	t := gateTarget(r, g)
+	now := time.Now()
+	if c.Now != nil {
+		now = c.Now()
+	}
+	if start := r.Status.ReleaseStartTime; start != nil && now.Sub(start.Time) < t.Window {
+		return gates.Result{Verdict: meshv1alpha1.VerdictInconclusive, Message: fmt.Sprintf(
+			"window %s still covers requests from before this release (started %s ago)", t.Window, now.Sub(start.Time).Round(time.Second))}
+	}
+	return c.Evaluator.Evaluate(ctx, g, t)
 }

@@ -39,6 +39,12 @@ type Counts struct {
 	// FirstSeen and LastSeen are, per version, when a request answered by it completed.
 	FirstSeen map[string]time.Time
 	LastSeen  map[string]time.Time
+	// FirstFailure is, per version, when it first answered with a 5xx.
+	FirstFailure map[string]time.Time
+}
+
+func newCounts() Counts {
+	return Counts{ByVersion: map[string]int{}, ByCode: map[int]int{}, FirstSeen: map[string]time.Time{}, LastSeen: map[string]time.Time{}, FirstFailure: map[string]time.Time{}}
 }
 
 // Run sends requests until ctx ends, then waits for those in flight.
@@ -111,6 +117,9 @@ func (g *Generator) once(ctx context.Context) {
 				c.FirstSeen[version] = now
 			}
 			c.LastSeen[version] = now
+			if _, ok := c.FirstFailure[version]; !ok && resp.StatusCode >= 500 {
+				c.FirstFailure[version] = now
+			}
 		}
 	})
 }
@@ -119,7 +128,7 @@ func (g *Generator) record(f func(*Counts)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.counts.ByVersion == nil {
-		g.counts = Counts{ByVersion: map[string]int{}, ByCode: map[int]int{}, FirstSeen: map[string]time.Time{}, LastSeen: map[string]time.Time{}}
+		g.counts = newCounts()
 	}
 	g.counts.Total++
 	f(&g.counts)
@@ -129,7 +138,8 @@ func (g *Generator) record(f func(*Counts)) {
 func (g *Generator) Snapshot() Counts {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	c := Counts{Total: g.counts.Total, Errors: g.counts.Errors, ByVersion: map[string]int{}, ByCode: map[int]int{}, FirstSeen: map[string]time.Time{}, LastSeen: map[string]time.Time{}}
+	c := newCounts()
+	c.Total, c.Errors = g.counts.Total, g.counts.Errors
 	for k, v := range g.counts.ByVersion {
 		c.ByVersion[k] = v
 	}
@@ -141,6 +151,9 @@ func (g *Generator) Snapshot() Counts {
 	}
 	for k, v := range g.counts.LastSeen {
 		c.LastSeen[k] = v
+	}
+	for k, v := range g.counts.FirstFailure {
+		c.FirstFailure[k] = v
 	}
 	return c
 }
@@ -169,7 +182,8 @@ func (c Counts) Share(version string) float64 {
 
 // Since is the difference between two snapshots: what happened in between.
 func (c Counts) Since(before Counts) Counts {
-	d := Counts{Total: c.Total - before.Total, Errors: c.Errors - before.Errors, ByVersion: map[string]int{}, ByCode: map[int]int{}, FirstSeen: map[string]time.Time{}, LastSeen: map[string]time.Time{}}
+	d := newCounts()
+	d.Total, d.Errors = c.Total-before.Total, c.Errors-before.Errors
 	for k, v := range c.ByVersion {
 		if n := v - before.ByVersion[k]; n > 0 {
 			d.ByVersion[k] = n

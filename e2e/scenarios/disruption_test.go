@@ -15,7 +15,7 @@ import (
 )
 
 // start deploys v1 under the canary Rollout and starts traffic; it returns the v1 revision.
-func start(t *testing.T, prefix string, mutate func(*meshv1alpha1.Rollout)) (string, *load.Generator, string) {
+func start(t testing.TB, prefix string, mutate func(*meshv1alpha1.Rollout)) (string, *load.Generator, string) {
 	t.Helper()
 	ctx := context.Background()
 	ns, err := cl.Namespace(ctx, prefix)
@@ -39,7 +39,7 @@ func start(t *testing.T, prefix string, mutate func(*meshv1alpha1.Rollout)) (str
 // afterPromotion asserts that, once promoted, only version answers. Traefik reports the route
 // Accepted a few hundred milliseconds before its data plane switches (traefik.md: 0.26–0.54 s),
 // so the traffic of the first second after promotion is not judged.
-func afterPromotion(t *testing.T, g *load.Generator, version string) {
+func afterPromotion(t testing.TB, g *load.Generator, version string) {
 	t.Helper()
 	promoted := g.Snapshot()
 	waitTraffic(t, g, "a second of traffic after promotion", func(c load.Counts) bool { return c.Since(promoted).Total >= 40 })

@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 }
 
 // app deploys the demo app (2 replicas) at version with extra args, and a success-rate gate.
-func app(t *testing.T, ns, version string, args ...string) {
+func app(t testing.TB, ns, version string, args ...string) {
 	t.Helper()
 	ctx := context.Background()
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns}, Spec: appsv1.DeploymentSpec{
@@ -99,7 +99,7 @@ func canary(ns string) *meshv1alpha1.Rollout {
 }
 
 // traffic starts the load generator on the scenario's host until the test ends.
-func traffic(t *testing.T, ns string) *load.Generator {
+func traffic(t testing.TB, ns string) *load.Generator {
 	g := &load.Generator{URL: cl.GatewayURL + "/", Host: ns + ".example.com", RPS: 40, Workers: 8, Client: nil}
 	g.Client = defaultClient()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,7 +110,7 @@ func traffic(t *testing.T, ns string) *load.Generator {
 }
 
 // setVersion changes the target's version argument: a new revision.
-func setVersion(t *testing.T, ns, version string, args ...string) {
+func setVersion(t testing.TB, ns, version string, args ...string) {
 	t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		d := &appsv1.Deployment{}
@@ -125,7 +125,7 @@ func setVersion(t *testing.T, ns, version string, args ...string) {
 	}
 }
 
-func waitRollout(t *testing.T, ns, what string, timeout time.Duration, cond func(*meshv1alpha1.Rollout) bool) *meshv1alpha1.Rollout {
+func waitRollout(t testing.TB, ns, what string, timeout time.Duration, cond func(*meshv1alpha1.Rollout) bool) *meshv1alpha1.Rollout {
 	t.Helper()
 	r := &meshv1alpha1.Rollout{}
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
@@ -137,7 +137,7 @@ func waitRollout(t *testing.T, ns, what string, timeout time.Duration, cond func
 	return r
 }
 
-func waitTraffic(t *testing.T, g *load.Generator, what string, cond func(load.Counts) bool) load.Counts {
+func waitTraffic(t testing.TB, g *load.Generator, what string, cond func(load.Counts) bool) load.Counts {
 	t.Helper()
 	var c load.Counts
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
@@ -211,6 +211,9 @@ func TestBadCanaryIsRolledBack(t *testing.T) {
 		t.Errorf("abortReason %q", r.Status.AbortReason)
 	}
 	weightZero := <-zero
+	// Judge the traffic after Traefik's apply delay: a second of requests first.
+	rolled := g.Snapshot()
+	waitTraffic(t, g, "a second of traffic after rollback", func(c load.Counts) bool { return c.Since(rolled).Total >= 40 })
 	settled := g.Snapshot()
 	waitTraffic(t, g, "traffic after rollback", func(c load.Counts) bool { return c.Since(settled).Total >= 80 })
 	c := g.Snapshot()
@@ -228,7 +231,7 @@ func TestBadCanaryIsRolledBack(t *testing.T) {
 
 // watchCanaryZero reports when the route first carries weight 0 for shop-b after having
 // carried more: the moment of the rollback on the API server.
-func watchCanaryZero(t *testing.T, ns string) <-chan time.Time {
+func watchCanaryZero(t testing.TB, ns string) <-chan time.Time {
 	out := make(chan time.Time, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
