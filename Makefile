@@ -74,8 +74,8 @@ run: manifests generate ## Run the manager against the cluster of the current ku
 	go run . --webhooks=false
 
 .PHONY: demo
-demo: ## Coming with the demo issue: the embedded local stack.
-	@echo "make demo is coming: the local stack (API server, Traefik, Prometheus) lands with its own issue."; exit 1
+demo: envtest traefik ## The local stack (as root): a canary promoted and a bad one rolled back, live.
+	go run ./e2e/demo
 
 .PHONY: help
 help: ## List targets.

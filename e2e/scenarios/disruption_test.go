@@ -131,7 +131,7 @@ func TestABByHeader(t *testing.T) {
 	setVersion(t, ns, "v2")
 	waitRollout(t, ns, "the manual gate", 60*time.Second, func(r *meshv1alpha1.Rollout) bool { return r.Status.Phase == meshv1alpha1.PhasePaused })
 
-	testers := &load.Generator{URL: cl.GatewayURL + "/", Host: ns + ".example.com", Header: http.Header{"X-Canary": {"always"}}, RPS: 20, Workers: 4, Client: defaultClient()}
+	testers := &load.Generator{URL: cl.GatewayURL + "/", Host: cluster.DemoHost(ns), Header: http.Header{"X-Canary": {"always"}}, RPS: 20, Workers: 4, Client: defaultClient()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { testers.Run(ctx); close(done) }()
