@@ -8,9 +8,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 )
@@ -84,4 +86,41 @@ func (c *Cluster) SetVersion(ctx context.Context, ns, version string, args ...st
 		d.Spec.Template.Spec.Containers[0].Args = append([]string{"--version=" + version}, args...)
 		return c.Client.Update(ctx, d)
 	})
+}
+
+// WatchWeightZero reports when route ns/shop first carries weight 0 for Service svc after
+// carrying more: the moment a rollback reaches the API server. It stops with ctx.
+func (c *Cluster) WatchWeightZero(ctx context.Context, ns, svc string) <-chan time.Time {
+	out := make(chan time.Time, 1)
+	go func() {
+		seen := false
+		_ = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			rt := &gatewayv1.HTTPRoute{}
+			if c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, rt) != nil {
+				return false, nil
+			}
+			w := BackendWeight(rt, svc)
+			if w > 0 {
+				seen = true
+			}
+			if seen && w == 0 {
+				out <- time.Now()
+				return true, nil
+			}
+			return false, nil
+		})
+	}()
+	return out
+}
+
+// BackendWeight is the weight a route gives Service svc (0 when it does not reference it).
+func BackendWeight(rt *gatewayv1.HTTPRoute, svc string) int32 {
+	for _, rule := range rt.Spec.Rules {
+		for _, b := range rule.BackendRefs {
+			if string(b.Name) == svc {
+				return ptr.Deref(b.Weight, 1)
+			}
+		}
+	}
+	return 0
 }

@@ -16,9 +16,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/e2e/cluster"
@@ -93,7 +91,7 @@ func run(ctx context.Context, exit bool) error {
 	sayHeader("Release v3 (bad: half its answers are 500)")
 	// The canary of this release runs in the slot that is not stable now.
 	canarySvc := "shop-" + string(mustGet(ctx, cl, ns).Status.StableSlot.Other())
-	zero := watchWeightZero(ctx, cl, ns, canarySvc)
+	zero := cl.WatchWeightZero(ctx, ns, canarySvc)
 	if err := cl.SetVersion(ctx, ns, "v3", "--error-rate=0.5"); err != nil {
 		return err
 	}
@@ -212,37 +210,6 @@ func perVersion(c load.Counts) string {
 		return "no answers"
 	}
 	return strings.Join(parts, ", ")
-}
-
-// watchWeightZero reports when the route first carries weight 0 for svc after carrying more.
-func watchWeightZero(ctx context.Context, cl *cluster.Cluster, ns, svc string) <-chan time.Time {
-	out := make(chan time.Time, 1)
-	go func() {
-		seen := false
-		_ = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-			rt := &gatewayv1.HTTPRoute{}
-			if cl.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, rt) != nil {
-				return false, nil
-			}
-			w := int32(0)
-			for _, rule := range rt.Spec.Rules {
-				for _, b := range rule.BackendRefs {
-					if string(b.Name) == svc {
-						w = ptr.Deref(b.Weight, 1)
-					}
-				}
-			}
-			if w > 0 {
-				seen = true
-			}
-			if seen && w == 0 {
-				out <- time.Now()
-				return true, nil
-			}
-			return false, nil
-		})
-	}()
-	return out
 }
 
 func say(format string, args ...any) { fmt.Printf(format+"\n", args...) }

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/e2e/cluster"
@@ -178,42 +176,12 @@ func TestBadCanaryIsRolledBack(t *testing.T) {
 	}
 }
 
-// watchCanaryZero reports when the route first carries weight 0 for shop-b after having
-// carried more: the moment of the rollback on the API server.
+// watchCanaryZero reports when the route first carries weight 0 for shop-b (the canary of a
+// first release) after carrying more.
 func watchCanaryZero(t testing.TB, ns string) <-chan time.Time {
-	out := make(chan time.Time, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go func() {
-		seenCanary := false
-		_ = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-			rt := &gatewayv1.HTTPRoute{}
-			if cl.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, rt) != nil {
-				return false, nil
-			}
-			w := canaryWeight(rt)
-			if w > 0 {
-				seenCanary = true
-			}
-			if seenCanary && w == 0 {
-				out <- time.Now()
-				return true, nil
-			}
-			return false, nil
-		})
-	}()
-	return out
-}
-
-func canaryWeight(rt *gatewayv1.HTTPRoute) int32 {
-	for _, rule := range rt.Spec.Rules {
-		for _, b := range rule.BackendRefs {
-			if b.Name == "shop-b" {
-				return ptr.Deref(b.Weight, 1)
-			}
-		}
-	}
-	return 0
+	return cl.WatchWeightZero(ctx, ns, "shop-b")
 }
 
 func defaultClient() *http.Client {
