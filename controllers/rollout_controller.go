@@ -30,6 +30,7 @@ import (
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -178,8 +179,15 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		_ = r.Client.Status().Patch(ctx, ro, client.MergeFrom(applied))
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
+	after := d.RequeueAfter
+	if w.endpointsLag && (after == 0 || after > endpointsPoll) {
+		after = endpointsPoll // EndpointSlices are not watched: look again soon
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
 }
+
+// endpointsPoll is how soon a reconcile looks again while a slot's endpoints lag its pods.
+const endpointsPoll = 500 * time.Millisecond
 
 // takeAction reads the action annotation. An unknown value is an error to report; either way
 // the annotation is removed after the status patch.

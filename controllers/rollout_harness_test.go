@@ -9,6 +9,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -186,6 +188,9 @@ func (c *cluster) step(ctx context.Context) {
 		}
 		if svc := d.Labels[rollout.LabelSlot]; svc != "" {
 			ready[d.Name] = !held && n > 0 && d.Status.ObservedGeneration == d.Generation
+			// Publish the slot's endpoints as the EndpointSlice controller would (the slot
+			// Service is named like the slot Deployment in these tests).
+			c.publish(ctx, d.Name, map[bool]int32{true: n, false: 0}[ready[d.Name]])
 		}
 	}
 	var routes gatewayv1.HTTPRouteList
@@ -336,4 +341,30 @@ func (c *cluster) rolloutNow(t testing.TB, name string) *meshv1alpha1.Rollout {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// publish makes EndpointSlice <svc>-sim list n ready endpoints for Service svc.
+func (c *cluster) publish(ctx context.Context, svc string, n int32) {
+	sl := &discoveryv1.EndpointSlice{}
+	key := client.ObjectKey{Namespace: c.ns, Name: svc + "-sim"}
+	err := env.Client.Get(ctx, key, sl)
+	if err == nil && int32(len(sl.Endpoints)) == n {
+		return
+	}
+	eps := make([]discoveryv1.Endpoint, 0, n)
+	for i := range n {
+		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.0.0.%d", i+1)}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
+	}
+	if apierrors.IsNotFound(err) {
+		sl = &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: key.Name, Namespace: c.ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps,
+		}
+		_ = env.Client.Create(ctx, sl)
+		return
+	}
+	if err == nil {
+		sl.Endpoints = eps
+		_ = env.Client.Update(ctx, sl)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	appsv1 "k8s.io/api/apps/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -16,9 +17,11 @@ import (
 
 // world is what a reconcile observed: the state machine's input plus the objects it came from.
 type world struct {
-	obs    rollout.Observations
-	target *appsv1.Deployment // nil when missing
-	slots  map[meshv1alpha1.Slot]*appsv1.Deployment
+	obs rollout.Observations
+	// endpointsLag: a slot's pods are ready but its Service does not publish them yet.
+	endpointsLag bool
+	target       *appsv1.Deployment // nil when missing
+	slots        map[meshv1alpha1.Slot]*appsv1.Deployment
 }
 
 func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollout) (*world, error) {
@@ -49,7 +52,18 @@ func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollou
 			continue // not ours: apply will report the conflict
 		}
 		w.slots[s] = d
-		w.obs.Slots[s] = rollout.SlotState{Revision: d.Annotations[rollout.AnnotationRevision], Replicas: ptr.Deref(d.Spec.Replicas, 1), Ready: deploymentReady(d)}
+		ready := deploymentReady(d)
+		if ready {
+			// Ready pods are not yet reachable: the data plane routes to what the slot
+			// Service's EndpointSlices publish, which lags behind (more so on a busy node).
+			n, err := r.readyEndpoints(ctx, ro.Namespace, ro.GetSlotServiceName(s))
+			if err != nil {
+				return nil, err
+			}
+			ready = n >= ptr.Deref(d.Spec.Replicas, 1)
+			w.endpointsLag = w.endpointsLag || !ready
+		}
+		w.obs.Slots[s] = rollout.SlotState{Revision: d.Annotations[rollout.AnnotationRevision], Replicas: ptr.Deref(d.Spec.Replicas, 1), Ready: ready}
 	}
 
 	stable := ro.Status.StableSlot
@@ -72,6 +86,25 @@ func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollou
 		w.obs.Traffic.Weights[s] = st.Weights[ro.GetSlotServiceName(s)]
 	}
 	return w, nil
+}
+
+// readyEndpoints counts the ready endpoints the Service's EndpointSlices publish. Read uncached
+// and by label: a cluster-wide EndpointSlice informer would cost every edge cluster memory.
+func (r *RolloutReconciler) readyEndpoints(ctx context.Context, ns, svc string) (int32, error) {
+	var list discoveryv1.EndpointSliceList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: svc}); err != nil {
+		return 0, err
+	}
+	n := int32(0)
+	for _, sl := range list.Items {
+		for _, ep := range sl.Endpoints {
+			// A nil ready condition means ready (EndpointSlice API).
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // deploymentReady: the Deployment observed its spec and every replica is updated, ready and

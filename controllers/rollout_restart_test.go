@@ -38,7 +38,7 @@ func release(t *testing.T, restart bool) (finalState, int) {
 	c.setImage(t, "checkout", "demo:v2")
 
 	restarts := 0
-	seen := ""
+	seen, promotedAt := "", ""
 	var r *meshv1alpha1.Rollout
 	err := pollFor(60*time.Second, func() bool {
 		r = c.rolloutNow(t, "checkout")
@@ -55,7 +55,11 @@ func release(t *testing.T, restart bool) (finalState, int) {
 		if condIs(r, meshv1alpha1.ConditionReconciling, "WaitingForPods") && r.Status.CanaryRevision != "" {
 			c.hold("checkout-b", false)
 		}
-		if r.Status.Phase == meshv1alpha1.PhasePaused && ptr.Deref(r.Status.CurrentStep, -1) == 4 {
+		// Promote once per arrival at the manual gate, as a person would. (Annotating on every
+		// poll keeps changing the object, so every status write of the controller conflicts
+		// and each consumed action is dropped: dropped, by design, rather than applied twice.)
+		if r.Status.Phase == meshv1alpha1.PhasePaused && ptr.Deref(r.Status.CurrentStep, -1) == 4 && boundary != promotedAt {
+			promotedAt = boundary
 			annotate(t, r, meshv1alpha1.ActionPromote)
 		}
 		return r.Status.Phase == meshv1alpha1.PhaseHealthy && r.Status.StableSlot == meshv1alpha1.SlotB && condIs(r, meshv1alpha1.ConditionReady, "")
