@@ -59,14 +59,8 @@ func (r *pendingReconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) 
 	// a new observedGeneration or message as a change, which must not emit an event.
 	prev := meta.FindStatusCondition(conds, meshv1alpha1.ConditionReady)
 	transitioned := prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != meshv1alpha1.ReasonNotImplemented
-	meta.SetStatusCondition(&conds, metav1.Condition{
-		Type: meshv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
-		Reason: meshv1alpha1.ReasonNotImplemented, Message: r.message, ObservedGeneration: obj.GetGeneration(),
-	})
-	meta.SetStatusCondition(&conds, metav1.Condition{
-		Type: meshv1alpha1.ConditionStalled, Status: metav1.ConditionTrue,
-		Reason: meshv1alpha1.ReasonNotImplemented, Message: r.message, ObservedGeneration: obj.GetGeneration(),
-	})
+	meta.SetStatusCondition(&conds, condition(meshv1alpha1.ConditionReady, false, meshv1alpha1.ReasonNotImplemented, r.message, obj.GetGeneration()))
+	meta.SetStatusCondition(&conds, condition(meshv1alpha1.ConditionStalled, true, meshv1alpha1.ReasonNotImplemented, r.message, obj.GetGeneration()))
 	meta.RemoveStatusCondition(&conds, meshv1alpha1.ConditionReconciling)
 	obj.SetConditions(conds)
 	obj.SetObservedGeneration(obj.GetGeneration())

@@ -36,8 +36,9 @@ func (r *RolloutReconciler) apply(ctx context.Context, ro *meshv1alpha1.Rollout,
 		}
 	}
 	if d.Traffic != nil {
-		if err := r.Router.Apply(ctx, r.split(ro, stable, d.Traffic)); err != nil {
-			return fmt.Errorf("route %s: %w", r.split(ro, stable, d.Traffic).RouteName(), err)
+		split := r.split(ro, stable, d.Traffic)
+		if err := r.Router.Apply(ctx, split); err != nil {
+			return fmt.Errorf("route %s: %w", split.RouteName(), err)
 		}
 	}
 	for _, s := range []meshv1alpha1.Slot{meshv1alpha1.SlotA, meshv1alpha1.SlotB} {

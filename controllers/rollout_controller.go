@@ -140,8 +140,8 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 	// The action is taken off the object first: if the manager dies before acting, the action
 	// is lost (and visibly not in status.lastAction), never applied twice.
-	action, actionErr := takeAction(ro)
-	if _, ok := ro.Annotations[meshv1alpha1.ActionAnnotation]; ok {
+	action, present, actionErr := takeAction(ro)
+	if present {
 		if err := r.removeAction(ctx, ro); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -175,7 +175,7 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		log.FromContext(ctx).Error(err, "applying the decision")
 		applied := ro.DeepCopy()
-		setStalledForApply(ro, err)
+		reportApplyFailure(ro, err)
 		_ = r.Client.Status().Patch(ctx, ro, client.MergeFrom(applied))
 		return ctrl.Result{}, err
 	}
@@ -189,18 +189,18 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 // endpointsPoll is how soon a reconcile looks again while a slot's endpoints lag its pods.
 const endpointsPoll = 500 * time.Millisecond
 
-// takeAction reads the action annotation. An unknown value is an error to report; either way
-// the annotation is removed after the status patch.
-func takeAction(ro *meshv1alpha1.Rollout) (meshv1alpha1.RolloutAction, error) {
+// takeAction reads the action annotation: whether it is present, and the action it asks for.
+// An unknown value is an error to report; either way the caller removes the annotation.
+func takeAction(ro *meshv1alpha1.Rollout) (meshv1alpha1.RolloutAction, bool, error) {
 	v, ok := ro.Annotations[meshv1alpha1.ActionAnnotation]
 	if !ok {
-		return "", nil
+		return "", false, nil
 	}
 	switch a := meshv1alpha1.RolloutAction(v); a {
 	case meshv1alpha1.ActionPromote, meshv1alpha1.ActionAbort, meshv1alpha1.ActionRetry, meshv1alpha1.ActionPause, meshv1alpha1.ActionResume:
-		return a, nil
+		return a, true, nil
 	}
-	return "", fmt.Errorf("annotation %s=%q ignored: allowed values are promote, abort, retry, pause, resume", meshv1alpha1.ActionAnnotation, v)
+	return "", true, fmt.Errorf("annotation %s=%q ignored: allowed values are promote, abort, retry, pause, resume", meshv1alpha1.ActionAnnotation, v)
 }
 
 // removeAction deletes the annotation from exactly the version read (optimistic lock), so a
@@ -221,9 +221,9 @@ func (r *RolloutReconciler) emit(ro *meshv1alpha1.Rollout, evs []rollout.Event) 
 	}
 }
 
-// setStalledForApply reports an apply failure (a Service owned by someone else, an immutable
-// selector) in status, where people look.
-func setStalledForApply(ro *meshv1alpha1.Rollout, err error) {
+// reportApplyFailure puts an apply failure (a Service owned by someone else, an immutable
+// selector) on the Ready condition, where people look.
+func reportApplyFailure(ro *meshv1alpha1.Rollout, err error) {
 	c := ro.GetConditions()
 	meta.SetStatusCondition(&c, condition(meshv1alpha1.ConditionReady, false, "ApplyFailed", err.Error(), ro.Generation))
 	ro.SetConditions(c)

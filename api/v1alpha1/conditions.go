@@ -30,10 +30,6 @@ const (
 	// ReasonNotImplemented marks a kind whose reconciler does not act yet: the object is
 	// stored and validated, but nothing is done with it.
 	ReasonNotImplemented = "NotImplemented"
-	// ReasonSucceeded marks a condition whose work completed.
-	ReasonSucceeded = "Succeeded"
-	// ReasonProgressing marks work under way.
-	ReasonProgressing = "Progressing"
 	// ReasonInvalidSpec marks a spec that can't be acted on until the user changes it.
 	ReasonInvalidSpec = "InvalidSpec"
 )

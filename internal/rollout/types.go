@@ -105,7 +105,6 @@ type Event struct {
 
 // Reasons of conditions and events.
 const (
-	ReasonInitializing          = "Initializing"
 	ReasonHealthy               = "Healthy"
 	ReasonReleaseStarted        = "ReleaseStarted"
 	ReasonReleaseRestarted      = "ReleaseRestarted"
