@@ -38,11 +38,11 @@ func start(t testing.TB, prefix string, mutate func(*meshv1alpha1.Rollout)) (str
 
 // afterPromotion asserts that, once promoted, only version answers. Traefik reports the route
 // Accepted a few hundred milliseconds before its data plane switches (traefik.md: 0.26–0.54 s),
-// so the traffic of the first second after promotion is not judged.
+// so the traffic of the first two seconds after promotion (more under CI load) is not judged.
 func afterPromotion(t testing.TB, g *load.Generator, version string) {
 	t.Helper()
 	promoted := g.Snapshot()
-	waitTraffic(t, g, "a second of traffic after promotion", func(c load.Counts) bool { return c.Since(promoted).Total >= 40 })
+	waitTraffic(t, g, "two seconds of traffic after promotion", func(c load.Counts) bool { return c.Since(promoted).Total >= 80 })
 	settled := g.Snapshot()
 	after := waitTraffic(t, g, "traffic after promotion", func(c load.Counts) bool { return c.Since(settled).Total >= 80 }).Since(settled)
 	if after.Share(version) < 1 {
@@ -58,12 +58,16 @@ func TestManagerKilledMidReleaseResumes(t *testing.T) {
 	waitRollout(t, ns, "the release at 20%", 60*time.Second, func(r *meshv1alpha1.Rollout) bool {
 		return r.Status.CanaryWeight == 20 && r.Status.Phase == meshv1alpha1.PhaseProgressing
 	})
+	// The status says 20% once the route is Accepted; Traefik's data plane follows a moment
+	// later (longer under load), so the split is judged only once v2 answers.
+	at20 := g.Snapshot()
+	waitTraffic(t, g, "v2 answering at 20%", func(c load.Counts) bool { return c.Since(at20).ByVersion["v2"] >= 1 })
 	if err := cl.Kill(cluster.Manager); err != nil {
 		t.Fatal(err)
 	}
 	killed := g.Snapshot()
 	// While no manager runs, the data plane keeps serving the last split.
-	waitTraffic(t, g, "traffic without a manager", func(c load.Counts) bool { return c.Since(killed).Total >= 40 })
+	waitTraffic(t, g, "traffic without a manager", func(c load.Counts) bool { return c.Since(killed).Total >= 80 })
 	if d := g.Snapshot().Since(killed); d.ByVersion["v2"] == 0 || d.ByVersion["v1"] == 0 {
 		t.Errorf("without a manager the split changed: %+v", d)
 	}
