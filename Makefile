@@ -27,6 +27,10 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests.
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: docs
+docs: ## Render docs/meshpolicy.md from the providers' support matrices.
+	go run ./hack/meshpolicy-docs docs/meshpolicy.md
+
 .PHONY: bundle
 bundle: manifests ## Regenerate the OLM bundle in bundles/sluice from config/.
 	go run ./hack/bundle --out bundles/sluice
@@ -57,7 +61,7 @@ test: manifests generate envtest traefik ## Run all tests: real API server, real
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test ./... -count=1 $(TEST_ARGS)
 
 .PHONY: verify
-verify: manifests generate bundle ## Regenerate and fail when generated files differ from git.
+verify: manifests generate bundle docs ## Regenerate and fail when generated files differ from git.
 	go mod tidy
 	git diff --exit-code -- . ':(exclude)bin'
 	@untracked="$$(git ls-files --others --exclude-standard)"; \

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -38,6 +39,9 @@ func (r *RolloutReconciler) apply(ctx context.Context, ro *meshv1alpha1.Rollout,
 	if d.Traffic != nil {
 		split := r.split(ro, stable, d.Traffic)
 		if err := r.Router.Apply(ctx, split); err != nil {
+			if apierrors.IsConflict(err) {
+				return fmt.Errorf("route %s: %w: %w", split.RouteName(), errRouteChanged, err)
+			}
 			return fmt.Errorf("route %s: %w", split.RouteName(), err)
 		}
 	}
@@ -104,6 +108,10 @@ func (r *RolloutReconciler) applyOwned(ctx context.Context, ro *meshv1alpha1.Rol
 	}
 	return nil
 }
+
+// errRouteChanged: the route changed between read and write (its writes are guarded by the
+// resourceVersion read; a MeshPolicy writes rule settings into it too).
+var errRouteChanged = errors.New("the route changed while it was being written")
 
 // finalize gives the target Deployment its replicas back before the slots go away with the
 // Rollout, so deleting a Rollout does not take the service down.

@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -172,6 +173,10 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.apply(ctx, ro, d, w); err != nil {
 		if ctx.Err() != nil {
 			return ctrl.Result{}, ctx.Err() // shutting down: the next manager applies it
+		}
+		if errors.Is(err, errRouteChanged) {
+			// Not a failure to show: read the route again and apply.
+			return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
 		}
 		log.FromContext(ctx).Error(err, "applying the decision")
 		applied := ro.DeepCopy()

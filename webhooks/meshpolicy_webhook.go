@@ -3,11 +3,16 @@ package webhooks
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/policy"
+	"github.com/sluice-mesh/sluice/internal/policy/providers"
 )
 
 // +kubebuilder:webhook:path=/mutate-mesh-sluice-dev-v1alpha1-meshpolicy,mutating=true,failurePolicy=ignore,sideEffects=None,groups=mesh.sluice.dev,resources=meshpolicies,verbs=create;update,versions=v1alpha1,name=mmeshpolicy.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
@@ -35,14 +40,61 @@ type MeshPolicyValidator struct {
 	refs referenceChecker
 }
 
-// ValidateCreate warns about target Services that don't exist.
+// ValidateCreate rejects fields an explicit provider can't express and warns about target
+// Services that don't exist.
 func (v MeshPolicyValidator) ValidateCreate(ctx context.Context, p *meshv1alpha1.MeshPolicy) (admission.Warnings, error) {
+	if err := expressible(p); err != nil {
+		return nil, err
+	}
 	return v.targets(ctx, p), nil
 }
 
 // ValidateUpdate checks the same as on create.
 func (v MeshPolicyValidator) ValidateUpdate(ctx context.Context, _, p *meshv1alpha1.MeshPolicy) (admission.Warnings, error) {
+	if err := expressible(p); err != nil {
+		return nil, err
+	}
 	return v.targets(ctx, p), nil
+}
+
+// expressible rejects a policy whose explicit provider can't express a field it sets: by the
+// provider's support matrix, and by its translation of the values (translated against
+// stand-in Services with a selector and a port, and with every optional API installed, so only
+// what the policy itself asks decides). With provider auto the choice is the cluster's, and the
+// controller reports gaps in status instead.
+func expressible(p *meshv1alpha1.MeshPolicy) error {
+	name := p.Spec.GetProvider()
+	if name == meshv1alpha1.ProviderAuto {
+		return nil
+	}
+	prov, ok := providers.ByName(name)
+	if !ok {
+		return fmt.Errorf("spec.provider %q: not a known provider", name)
+	}
+	unsupported, _ := policy.Check(prov.Matrix(), &p.Spec)
+	var services []corev1.Service
+	for _, t := range p.Spec.TargetRefs {
+		services = append(services, corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: t.Name, Namespace: p.Namespace},
+			Spec: corev1.ServiceSpec{
+				Selector: map[string]string{"app": t.Name},
+				Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+			},
+		})
+	}
+	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: policy.Capabilities{HTTPRouteRetry: true}})
+	if err != nil {
+		return fmt.Errorf("spec: %w", err)
+	}
+	gaps := policy.Merge(unsupported, out.Unsupported...)
+	if len(gaps) == 0 {
+		return nil
+	}
+	var lines []string
+	for _, g := range gaps {
+		lines = append(lines, fmt.Sprintf("spec.%s: %s", g.Field, g.Reason))
+	}
+	return fmt.Errorf("spec.provider %s cannot express %s (remove the field, or choose a provider that supports it: docs/meshpolicy.md)", name, strings.Join(lines, "; "))
 }
 
 // ValidateDelete allows every deletion.

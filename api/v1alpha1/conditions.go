@@ -50,3 +50,8 @@ const (
 	ActionPause   RolloutAction = "pause"
 	ActionResume  RolloutAction = "resume"
 )
+
+// MeshPolicyRouteAnnotation on an HTTPRoute names the MeshPolicy whose settings (timeouts,
+// retry, ExtensionRef filters) are written into the route's rules that reach its targets. The
+// Rollout controller carries those settings over when it regenerates a route it owns.
+const MeshPolicyRouteAnnotation = "mesh.sluice.dev/meshpolicy"

@@ -32,6 +32,12 @@ func (r *Router) applyGenerated(ctx context.Context, s traffic.Split) error {
 	if err != nil {
 		return err
 	}
+	if found {
+		carryPolicySettings(desired, current)
+		// The write is guarded by what was read: a MeshPolicy edit in between makes it fail
+		// with a Conflict and the next reconcile carries that edit over too.
+		desired.ResourceVersion = current.obj.GetResourceVersion()
+	}
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
 	if err != nil {
 		return fmt.Errorf("encoding HTTPRoute %s/%s: %w", s.Namespace, name, err)
@@ -141,4 +147,41 @@ func generatedMatchRules(s traffic.Split) ([]gwv1.HTTPRouteRule, error) {
 		})
 	}
 	return rules, nil
+}
+
+// carryPolicySettings keeps what a MeshPolicy wrote into the rules of a generated route
+// (timeouts, retry and ExtensionRef filters, rule by rule name): the route is Sluice's, but
+// the policy for the Service behind it is the MeshPolicy's. Only a route the MeshPolicy
+// controller marked is read; a stray manual edit is still put back.
+func carryPolicySettings(desired *gwv1.HTTPRoute, current *route) {
+	if current.obj.GetAnnotations()[meshv1alpha1.MeshPolicyRouteAnnotation] == "" {
+		return
+	}
+	byName := map[gwv1.SectionName]*gwv1.HTTPRouteRule{}
+	for i := range current.typed.Spec.Rules {
+		if r := &current.typed.Spec.Rules[i]; r.Name != nil {
+			byName[*r.Name] = r
+		}
+	}
+	for i := range desired.Spec.Rules {
+		rule := &desired.Spec.Rules[i]
+		old, ok := byName[ptr.Deref(rule.Name, "")]
+		if !ok {
+			// A new A/B rule takes the settings of the split rule, like the split itself.
+			old, ok = byName[SplitRuleName]
+		}
+		if !ok {
+			continue
+		}
+		rule.Timeouts = old.Timeouts.DeepCopy()
+		rule.Retry = old.Retry.DeepCopy()
+		var ext []gwv1.HTTPRouteFilter
+		for _, f := range old.Filters {
+			if f.Type == gwv1.HTTPRouteFilterExtensionRef {
+				ext = append(ext, *f.DeepCopy())
+			}
+		}
+		// Policy filters first, as the MeshPolicy controller writes them.
+		rule.Filters = append(ext, rule.Filters...)
+	}
 }

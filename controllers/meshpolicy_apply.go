@@ -1,0 +1,196 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1 "k8s.io/api/core/v1"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/policy"
+	"github.com/sluice-mesh/sluice/internal/policy/routes"
+)
+
+// apply writes the translation: owned objects first (a route filter must never point at a
+// Middleware that isn't there), then Service annotations and route rule settings, then takes
+// out what the previous translation had and this one doesn't. It returns the new inventory
+// and the routes that carry rule settings.
+func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPolicy, services []corev1.Service, out policy.Output) ([]meshv1alpha1.ResourceReference, []string, error) {
+	var refs []meshv1alpha1.ResourceReference
+	owner := metav1.OwnerReference{
+		APIVersion: meshv1alpha1.GroupVersion.String(), Kind: "MeshPolicy", Name: p.Name, UID: p.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}
+	for _, o := range out.Objects {
+		obj := o.DeepCopy()
+		obj.SetNamespace(p.Namespace)
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[policy.LabelPolicy] = p.Name
+		labels["app.kubernetes.io/managed-by"] = "sluice"
+		obj.SetLabels(labels)
+		obj.SetOwnerReferences([]metav1.OwnerReference{owner})
+		if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(policy.FieldManager), client.ForceOwnership); err != nil {
+			return nil, nil, fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)
+		}
+		refs = append(refs, refOf(obj))
+	}
+	if len(out.ServiceAnnotations) > 0 {
+		for i := range services {
+			s := &services[i]
+			if err := r.annotateService(ctx, s.Namespace, s.Name, out.ServiceAnnotations); err != nil {
+				return nil, nil, err
+			}
+			refs = append(refs, meshv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Service", Name: s.Name})
+		}
+	}
+	sortRefs(refs)
+
+	carrying, err := r.syncRoutes(ctx, p, out.Rules, refs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.prune(ctx, p, refs); err != nil {
+		return nil, nil, err
+	}
+	return refs, carrying, nil
+}
+
+// release takes out everything the policy has in force (its inventory in status, its route
+// settings), keeping nothing: for a deleted policy, or one that yields to an older one.
+func (r *MeshPolicyReconciler) release(ctx context.Context, p *meshv1alpha1.MeshPolicy, keep []meshv1alpha1.ResourceReference) error {
+	if _, err := r.syncRoutes(ctx, p, nil, keep); err != nil {
+		return err
+	}
+	return r.prune(ctx, p, keep)
+}
+
+// syncRoutes writes the rule settings into the routes that reach the targets (or takes them
+// out: settings nil). Filters to the policy's Middlewares, old or new, are the policy's.
+func (r *MeshPolicyReconciler) syncRoutes(ctx context.Context, p *meshv1alpha1.MeshPolicy, settings *policy.RuleSettings, refs []meshv1alpha1.ResourceReference) ([]string, error) {
+	mine := map[string]bool{}
+	for _, ref := range append(append([]meshv1alpha1.ResourceReference{}, refs...), p.Status.Resources...) {
+		if ref.Kind == "Middleware" {
+			mine[ref.Name] = true
+		}
+	}
+	if settings.Empty() && len(mine) == 0 && !r.mayCarry(ctx, p) {
+		return nil, nil
+	}
+	rollouts := &meshv1alpha1.RolloutList{}
+	if err := r.Client.List(ctx, rollouts, client.InNamespace(p.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing Rollouts in %s: %w", p.Namespace, err)
+	}
+	var targets []string
+	for _, t := range p.Spec.TargetRefs {
+		targets = append(targets, t.Name)
+	}
+	return routes.Sync(ctx, r.Client, routes.Edit{
+		Policy:      p.Name,
+		Namespace:   p.Namespace,
+		Backends:    routes.Backends(targets, rollouts.Items),
+		Settings:    settings,
+		OwnedFilter: func(name string) bool { return mine[name] },
+	})
+}
+
+// mayCarry: a policy whose provider writes rule settings may have left some in routes.
+func (r *MeshPolicyReconciler) mayCarry(_ context.Context, p *meshv1alpha1.MeshPolicy) bool {
+	return p.Status.Provider == meshv1alpha1.ProviderGatewayAPI || p.Status.Provider == meshv1alpha1.ProviderTraefik
+}
+
+// annotateService server-side applies only the policy's annotations on a Service it does not
+// own. Not forced: an annotation someone else manages (say, in Git) is a conflict to report.
+func (r *MeshPolicyReconciler) annotateService(ctx context.Context, ns, name string, annotations map[string]string) error {
+	s := &unstructured.Unstructured{}
+	s.SetAPIVersion("v1")
+	s.SetKind("Service")
+	s.SetNamespace(ns)
+	s.SetName(name)
+	if len(annotations) > 0 {
+		s.SetAnnotations(annotations)
+	}
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(s), client.FieldOwner(policy.FieldManager)); err != nil {
+		return fmt.Errorf("annotating Service %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+// prune takes out what the previous inventory had and keep doesn't: annotations are released
+// from Services, owned objects deleted (only when this policy controls them).
+func (r *MeshPolicyReconciler) prune(ctx context.Context, p *meshv1alpha1.MeshPolicy, keep []meshv1alpha1.ResourceReference) error {
+	kept := map[meshv1alpha1.ResourceReference]bool{}
+	for _, ref := range keep {
+		kept[ref] = true
+	}
+	for _, ref := range p.Status.Resources {
+		if kept[ref] {
+			continue
+		}
+		if isServiceRef(ref) {
+			if err := r.annotateService(ctx, p.Namespace, ref.Name, nil); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+			continue
+		}
+		if err := r.deleteOwned(ctx, p, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *MeshPolicyReconciler) deleteOwned(ctx context.Context, p *meshv1alpha1.MeshPolicy, ref meshv1alpha1.ResourceReference) error {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return nil // not something this controller wrote
+	}
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(gv.WithKind(ref.Kind))
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: ref.Name}, obj); err != nil {
+		if client.IgnoreNotFound(err) == nil || isNoMatch(err) {
+			return nil // gone already, or its API with it
+		}
+		return fmt.Errorf("reading %s %s: %w", ref.Kind, ref.Name, err)
+	}
+	if !metav1.IsControlledBy(obj, p) {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting %s %s: %w", ref.Kind, ref.Name, err)
+	}
+	return nil
+}
+
+func refOf(o *unstructured.Unstructured) meshv1alpha1.ResourceReference {
+	return meshv1alpha1.ResourceReference{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Name: o.GetName()}
+}
+
+func isServiceRef(r meshv1alpha1.ResourceReference) bool {
+	return r.APIVersion == "v1" && r.Kind == "Service"
+}
+
+func sortRefs(refs []meshv1alpha1.ResourceReference) {
+	sort.Slice(refs, func(i, j int) bool {
+		a, b := refs[i], refs[j]
+		if a.APIVersion != b.APIVersion {
+			return a.APIVersion < b.APIVersion
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return a.Name < b.Name
+	})
+}
+
+func isNoMatch(err error) bool { return meta.IsNoMatchError(err) }

@@ -1,0 +1,90 @@
+package routes
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/policy"
+)
+
+var routeListGVK = schema.GroupVersionKind{Group: gwv1.GroupName, Version: "v1", Kind: "HTTPRouteList"}
+
+// Sync makes every HTTPRoute of the edit's namespace carry the edit's settings where its rules
+// reach a target, and no longer carry them elsewhere. It returns the names of the routes that
+// carry them. Without the HTTPRoute API installed there is nothing to take out, and settings
+// to write are an error.
+func Sync(ctx context.Context, c client.Client, e Edit) ([]string, error) {
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(routeListGVK)
+	if err := c.List(ctx, list, client.InNamespace(e.Namespace)); err != nil {
+		if meta.IsNoMatchError(err) {
+			if e.Settings.Empty() {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("the HTTPRoute API (gateway.networking.k8s.io/v1) is not installed: %w", err)
+		}
+		return nil, fmt.Errorf("listing HTTPRoutes in %s: %w", e.Namespace, err)
+	}
+	var carrying []string
+	for i := range list.Items {
+		rt := &list.Items[i]
+		carries, err := syncRoute(ctx, c, e, rt)
+		if err != nil {
+			return nil, fmt.Errorf("HTTPRoute %s/%s: %w", rt.GetNamespace(), rt.GetName(), err)
+		}
+		if carries {
+			carrying = append(carrying, rt.GetName())
+		}
+	}
+	return carrying, nil
+}
+
+func syncRoute(ctx context.Context, c client.Client, e Edit, rt *unstructured.Unstructured) (bool, error) {
+	var typed gwv1.HTTPRoute
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rt.Object, &typed); err != nil {
+		return false, fmt.Errorf("decoding: %w", err)
+	}
+	raw, _, err := unstructured.NestedSlice(rt.Object, "spec", "rules")
+	if err != nil {
+		return false, err
+	}
+	marked := Marked(rt.GetAnnotations())
+	ours := slices.Contains(marked, e.Policy)
+	rules, carries, err := Plan(e, typed.Spec.Rules, raw, ours)
+	if err != nil {
+		return false, err
+	}
+	mark := Mark(marked, e.Policy, carries)
+	if jsonEqual(rules, raw) && mark == rt.GetAnnotations()[meshv1alpha1.MeshPolicyRouteAnnotation] {
+		return carries, nil
+	}
+	var annotation any = mark
+	if mark == "" {
+		annotation = nil // merge patch: remove the key
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{
+			"resourceVersion": rt.GetResourceVersion(),
+			"annotations":     map[string]any{meshv1alpha1.MeshPolicyRouteAnnotation: annotation},
+		},
+		"spec": map[string]any{"rules": rules},
+	})
+	if err != nil {
+		return false, err
+	}
+	if err := c.Patch(ctx, rt, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(policy.FieldManager)); err != nil {
+		return false, fmt.Errorf("writing rule settings: %w", err)
+	}
+	return carries, nil
+}
