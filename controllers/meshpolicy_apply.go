@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -40,6 +41,9 @@ func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPo
 		labels["app.kubernetes.io/managed-by"] = "sluice"
 		obj.SetLabels(labels)
 		obj.SetOwnerReferences([]metav1.OwnerReference{owner})
+		if err := r.checkNotAdopting(ctx, p, obj); err != nil {
+			return nil, nil, err
+		}
 		if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(policy.FieldManager), client.ForceOwnership); err != nil {
 			return nil, nil, fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
@@ -64,6 +68,25 @@ func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPo
 		return nil, nil, err
 	}
 	return refs, carrying, nil
+}
+
+// errNotOwned: an object the translation wants exists and belongs to someone else.
+var errNotOwned = errors.New("exists and is not owned by this MeshPolicy")
+
+// checkNotAdopting refuses to take over an object someone else made under a name the policy
+// generates (Consul config entries are named after the Service, so a user's own ServiceDefaults
+// is the usual case): forcing it would overwrite it and garbage-collect it with the policy.
+func (r *MeshPolicyReconciler) checkNotAdopting(ctx context.Context, p *meshv1alpha1.MeshPolicy, obj *unstructured.Unstructured) error {
+	cur := &unstructured.Unstructured{}
+	cur.SetGroupVersionKind(obj.GroupVersionKind())
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), cur)
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("reading %s %s: %w", obj.GetKind(), obj.GetName(), err)
+	}
+	if err == nil && !metav1.IsControlledBy(cur, p) {
+		return fmt.Errorf("%s %s %w: Sluice does not take it over; delete it (or remove it from Git) to let the policy manage it", obj.GetKind(), obj.GetName(), errNotOwned)
+	}
+	return nil
 }
 
 // release takes out everything the policy has in force (its inventory in status, its route

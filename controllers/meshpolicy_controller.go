@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/events"
@@ -25,6 +26,7 @@ import (
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/policy"
 	"github.com/sluice-mesh/sluice/internal/policy/providers"
+	"github.com/sluice-mesh/sluice/internal/rollout"
 )
 
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=meshpolicies,verbs=get;list;watch;update;patch
@@ -184,6 +186,9 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 	st.Unsupported = policy.Merge(unsupported, out.Unsupported...)
 
 	applied, routes, err := r.apply(ctx, p, services, out)
+	if errors.Is(err, errNotOwned) {
+		return outcome{reason: "ObjectNotOwned", message: err.Error(), stalled: true}
+	}
 	if err != nil {
 		return outcome{reason: "ApplyFailed", message: err.Error(), retry: err}
 	}
@@ -259,9 +264,31 @@ func (r *MeshPolicyReconciler) targets(ctx context.Context, p *meshv1alpha1.Mesh
 			missing = append(missing, t.Name)
 			continue
 		}
-		out = append(out, s)
+		out = append(out, workloadsOf(s))
 	}
 	return out, missing, nil
+}
+
+// workloadsOf returns the Service as providers should see it. A Rollout's apex Service selects
+// the stable slot only; the policy is for the service, so selector-based objects (Istio's
+// PeerAuthentication and AuthorizationPolicy, Linkerd's Server) must select both slots' pods,
+// or a canary would run without them.
+func workloadsOf(s corev1.Service) corev1.Service {
+	owner := metav1.GetControllerOf(&s)
+	if owner == nil || owner.Kind != "Rollout" || owner.APIVersion != meshv1alpha1.GroupVersion.String() {
+		return s
+	}
+	if _, ok := s.Spec.Selector[rollout.LabelSlot]; !ok {
+		return s
+	}
+	sel := make(map[string]string, len(s.Spec.Selector))
+	for k, v := range s.Spec.Selector {
+		if k != rollout.LabelSlot {
+			sel[k] = v
+		}
+	}
+	s.Spec.Selector = sel
+	return s
 }
 
 // capabilities reads what the installed APIs can express: whether the HTTPRoute CRD has
@@ -323,8 +350,8 @@ func setPolicyConditions(p *meshv1alpha1.MeshPolicy, o outcome) {
 	} else {
 		set(meshv1alpha1.ConditionConflicted, false, "NoConflict", "no older MeshPolicy targets these Services")
 	}
-	switch {
-	case o.reason == "":
+	switch o.reason {
+	case "":
 		set(meshv1alpha1.ConditionAccepted, true, "Translated", o.summary)
 		if len(o.partial) > 0 {
 			var notes []string
@@ -335,7 +362,7 @@ func setPolicyConditions(p *meshv1alpha1.MeshPolicy, o outcome) {
 		} else {
 			set(meshv1alpha1.ConditionReady, true, "Applied", o.summary)
 		}
-	case o.reason == "UnsupportedFields" || o.reason == "ApplyFailed":
+	case "UnsupportedFields", "ApplyFailed":
 		// Translated (and, for unsupported fields, applied in part) but not in force as written.
 		set(meshv1alpha1.ConditionAccepted, o.reason == "UnsupportedFields", o.reason, o.message)
 		set(meshv1alpha1.ConditionReady, false, o.reason, o.message)
@@ -361,5 +388,5 @@ func (r *MeshPolicyReconciler) finalize(ctx context.Context, p *meshv1alpha1.Mes
 		return err
 	}
 	controllerutil.RemoveFinalizer(p, meshPolicyFinalizer)
-	return r.Client.Update(ctx, p)
+	return client.IgnoreNotFound(r.Client.Update(ctx, p))
 }

@@ -211,3 +211,35 @@ func mustYAML(t testing.TB, doc string, into any) {
 		t.Fatal(err)
 	}
 }
+
+// With an explicit provider, a field it can't express is rejected at admission, naming the
+// field and why; with provider auto the same policy is admitted (the controller reports gaps).
+func TestMeshPolicyUnsupportedFieldsRejectedForExplicitProvider(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	p := &meshv1alpha1.MeshPolicy{}
+	mustYAML(t, `
+metadata: {name: edge}
+spec:
+  targetRefs: [{name: shop}]
+  provider: traefik
+  mtls: {mode: Strict}
+  rateLimit: {requestsPerSecond: 10}
+`, p)
+	p.Namespace = ns
+	err := env.Client.Create(ctx, p.DeepCopy())
+	if err == nil || !strings.Contains(err.Error(), "spec.mtls.mode") || !strings.Contains(err.Error(), "traefik cannot express") {
+		t.Fatalf("explicit traefik with mtls: %v, want a rejection naming spec.mtls.mode", err)
+	}
+	auto := p.DeepCopy()
+	auto.Spec.Provider = meshv1alpha1.ProviderAuto
+	if err := env.Client.Create(ctx, auto); err != nil {
+		t.Errorf("provider auto is rejected: %v", err)
+	}
+	// Every sample with an explicit provider is admitted: the samples say only what it can do.
+	payments := sample[*meshv1alpha1.MeshPolicy](t, "meshpolicy_payments", &meshv1alpha1.MeshPolicy{})
+	payments.Namespace = ns
+	if err := env.Client.Create(ctx, payments); err != nil {
+		t.Errorf("the payments sample (istio) is rejected: %v", err)
+	}
+}

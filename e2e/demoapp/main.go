@@ -1,16 +1,15 @@
 // Command demoapp is the workload of Sluice's e2e stack: the node agent runs it for pods whose
 // image is sluice.dev/demo-app:<tag>. It answers with its version, and can be made "bad" with
-// one argument in a Deployment (--error-rate, --reset-rate, --latency, --fail-ready), so a test
-// or a demo rolls out a failing version without building anything.
+// one argument in a Deployment (--error-rate, --latency, --fail-ready), so a test or a demo
+// rolls out a failing version without building anything.
 //
 //	GET /         200 {"version": "...", "pod": "..."}, header X-Version (500 for the
 //	              --error-rate share of requests, spread evenly: rate 0.1 fails every 10th)
-//	              (no answer at all, the connection reset, for the --reset-rate share)
 //	GET /healthz  200 always
 //	GET /readyz   200, or 503 with --fail-ready
 //
 // Every flag also reads an environment variable (flag wins): VERSION (else IMAGE_TAG, which the
-// node agent sets from the image tag, else "dev"), ERROR_RATE, RESET_RATE, LATENCY, FAIL_READY. --listen
+// node agent sets from the image tag, else "dev"), ERROR_RATE, LATENCY, FAIL_READY. --listen
 // defaults to :$PORT (the container port the agent passes; else :8080) on $POD_IP: all pods
 // share one network namespace, so each must bind its own address.
 package main
@@ -36,13 +35,11 @@ type app struct {
 	version   string
 	pod       string
 	errorRate float64
-	resetRate float64
 	latency   time.Duration
 	failReady bool
 
 	mu       sync.Mutex
 	requests uint64
-	resets   uint64
 }
 
 func main() {
@@ -56,8 +53,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("demo-app %s (pod %q) listening on %s: error-rate=%g reset-rate=%g latency=%v fail-ready=%v",
-		a.version, a.pod, ln.Addr(), a.errorRate, a.resetRate, a.latency, a.failReady)
+	log.Printf("demo-app %s (pod %q) listening on %s: error-rate=%g latency=%v fail-ready=%v",
+		a.version, a.pod, ln.Addr(), a.errorRate, a.latency, a.failReady)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	go func() {
@@ -78,7 +75,6 @@ func parse(args []string) (*app, string, error) {
 	version := fs.String("version", envOr("VERSION", envOr("IMAGE_TAG", "dev")), "version shown in responses")
 	listen := fs.String("listen", ":"+envOr("PORT", "8080"), "listen address; an empty host means $POD_IP")
 	rate := fs.Float64("error-rate", envFloat("ERROR_RATE"), "share of / requests answered 500, 0..1")
-	reset := fs.Float64("reset-rate", envFloat("RESET_RATE"), "share of / requests whose connection is reset without an answer, 0..1")
 	latency := fs.Duration("latency", envDuration("LATENCY"), "delay added to / requests")
 	failReady := fs.Bool("fail-ready", os.Getenv("FAIL_READY") == "true", "answer 503 on /readyz")
 	if err := fs.Parse(args); err != nil {
@@ -86,9 +82,6 @@ func parse(args []string) (*app, string, error) {
 	}
 	if *rate < 0 || *rate > 1 {
 		return nil, "", fmt.Errorf("--error-rate %g: must be between 0 and 1", *rate)
-	}
-	if *reset < 0 || *reset > 1 {
-		return nil, "", fmt.Errorf("--reset-rate %g: must be between 0 and 1", *reset)
 	}
 	host, port, err := net.SplitHostPort(*listen)
 	if err != nil {
@@ -101,7 +94,7 @@ func parse(args []string) (*app, string, error) {
 	if pod == "" {
 		pod, _ = os.Hostname()
 	}
-	a := &app{version: *version, pod: pod, errorRate: *rate, resetRate: *reset, latency: *latency, failReady: *failReady}
+	a := &app{version: *version, pod: pod, errorRate: *rate, latency: *latency, failReady: *failReady}
 	return a, net.JoinHostPort(host, port), nil
 }
 
@@ -127,10 +120,6 @@ func (a *app) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if step(&a.mu, &a.resets, a.resetRate) {
-		reset(w)
-		return
-	}
 	code := http.StatusOK
 	if a.fail() {
 		code = http.StatusInternalServerError
@@ -145,38 +134,18 @@ func (a *app) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// fail decides deterministically whether to answer 500 (see step).
-func (a *app) fail() bool { return step(&a.mu, &a.requests, a.errorRate) }
-
-// step counts a request and says whether it is one of the rate's share: request n is when
-// floor(n*rate) steps up, which spreads them evenly (rate 0.25 picks requests 4, 8, 12, ...)
-// and gives exactly the rate's share of any long run, so tests can assert on counts.
-func step(mu *sync.Mutex, counter *uint64, rate float64) bool {
-	if rate <= 0 {
+// fail decides deterministically: request n fails when floor(n*rate) steps up, which spreads
+// failures evenly (rate 0.25 fails requests 4, 8, 12, ...) and gives exactly the rate's share
+// of any long run, so tests can assert on counts.
+func (a *app) fail() bool {
+	if a.errorRate <= 0 {
 		return false
 	}
-	mu.Lock()
-	*counter++
-	n := *counter
-	mu.Unlock()
-	return uint64(float64(n)*rate) > uint64(float64(n-1)*rate)
-}
-
-// reset drops the connection without a byte of answer, with a TCP RST (linger 0): what a
-// proxy sees from a crashed or restarting backend.
-func reset(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler) // the server closes the connection
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		_ = tcp.SetLinger(0)
-	}
-	_ = conn.Close()
+	a.mu.Lock()
+	a.requests++
+	n := a.requests
+	a.mu.Unlock()
+	return uint64(float64(n)*a.errorRate) > uint64(float64(n-1)*a.errorRate)
 }
 
 func envOr(key, def string) string {

@@ -55,32 +55,3 @@ func TestResponsesCarryVersion(t *testing.T) {
 		t.Errorf("GET /readyz with --fail-ready = %d, want 503", rec.Code)
 	}
 }
-
-// --reset-rate 0.5 resets every second connection without an answer; the others are answered.
-func TestResetRateDropsConnections(t *testing.T) {
-	a, _, err := parse([]string{"--reset-rate=0.5", "--listen=127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.routes())
-	defer srv.Close()
-	var ok, failed int
-	for i := 0; i < 10; i++ {
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-		resp, err := c.Get(srv.URL + "/")
-		if err != nil {
-			failed++
-			continue
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			ok++
-		}
-	}
-	if ok != 5 || failed != 5 {
-		t.Errorf("%d answered and %d reset of 10, want 5 and 5", ok, failed)
-	}
-	if _, _, err := parse([]string{"--reset-rate=2"}); err == nil {
-		t.Error("--reset-rate 2 accepted")
-	}
-}

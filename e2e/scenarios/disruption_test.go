@@ -22,7 +22,7 @@ func start(t testing.TB, prefix string, mutate func(*meshv1alpha1.Rollout)) (str
 	if err != nil {
 		t.Fatal(err)
 	}
-	app(t, ns, "v1")
+	app(t, ns)
 	r := canary(ns)
 	if mutate != nil {
 		mutate(r)

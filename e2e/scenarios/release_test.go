@@ -38,10 +38,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// app deploys the demo app at version (extra args make a bad version) and its gate.
-func app(t testing.TB, ns, version string, args ...string) {
+// app deploys the demo app v1 and its gate; releases change the version with setVersion.
+func app(t testing.TB, ns string) {
 	t.Helper()
-	for _, o := range []client.Object{cluster.DemoApp(ns, version, args...), cl.SuccessRateGate(ns)} {
+	for _, o := range []client.Object{cluster.DemoApp(ns, "v1"), cl.SuccessRateGate(ns)} {
 		if err := cl.Client.Create(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func TestSuccessfulCanary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app(t, ns, "v1")
+	app(t, ns)
 	if err := cl.Client.Create(ctx, canary(ns)); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestBadCanaryIsRolledBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app(t, ns, "v1")
+	app(t, ns)
 	if err := cl.Client.Create(ctx, canary(ns)); err != nil {
 		t.Fatal(err)
 	}

@@ -68,10 +68,10 @@ type Output struct {
 
 // RuleSettings are set on HTTPRoute rules that route to a target.
 type RuleSettings struct {
-	Timeouts *gwv1.HTTPRouteTimeouts
-	Retry    *gwv1.HTTPRouteRetry
+	Timeouts *gwv1.HTTPRouteTimeouts `json:"timeouts,omitempty"`
+	Retry    *gwv1.HTTPRouteRetry    `json:"retry,omitempty"`
 	// Filters are ExtensionRef filters to objects in Output.Objects (Traefik Middlewares).
-	Filters []gwv1.HTTPRouteFilter
+	Filters []gwv1.HTTPRouteFilter `json:"filters,omitempty"`
 }
 
 // Empty reports whether the settings set nothing.

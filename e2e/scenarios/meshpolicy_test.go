@@ -1,0 +1,163 @@
+package scenarios
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/e2e/cluster"
+	"github.com/sluice-mesh/sluice/e2e/load"
+	"github.com/sluice-mesh/sluice/internal/rollout"
+)
+
+// A MeshPolicy on the demo Service changes real traffic through Traefik. A third pod joins the
+// stable slot's endpoints but refuses connections on the Service's port (its process listens
+// on another one): Traefik answers the requests it sends there 502. Retries (provider auto:
+// the stack has Traefik's CRDs and no mesh; retryOn defaults to connect-failure) send them on
+// to a healthy pod; a rate limit turns what exceeds it into 429; deleting the policy brings
+// the raw behaviour back and its Middlewares go.
+func TestMeshPolicyRetriesAndRateLimitThroughTraefik(t *testing.T) {
+	ctx := context.Background()
+	ns, err := cl.Namespace(ctx, "policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app(t, ns)
+	if err := cl.Client.Create(ctx, canary(ns)); err != nil {
+		t.Fatal(err)
+	}
+	r := waitRollout(t, ns, "Healthy on v1", 60*time.Second, healthy)
+	if err := cl.Client.Create(ctx, refusingPod(ns, r)); err != nil {
+		t.Fatal(err)
+	}
+	g := traffic(t, ns)
+
+	// Without a policy about a third of the requests fail (round robin over 3 endpoints).
+	raw, _ := settle(t, g, 120, func(c load.Counts) bool { return c.ByCode[502]+c.Errors > 0 })
+	if failed := raw.ByCode[502] + raw.Errors; failed < raw.Total/6 {
+		t.Fatalf("without a policy only %d of %d requests failed: %+v; the refusing endpoint is not in use", failed, raw.Total, raw)
+	}
+
+	p := &meshv1alpha1.MeshPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec: meshv1alpha1.MeshPolicySpec{
+			TargetRefs: []meshv1alpha1.PolicyTargetReference{{Kind: "Service", Name: "shop"}},
+			Retries:    &meshv1alpha1.Retries{Attempts: 2},
+		},
+	}
+	if err := cl.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p = waitPolicyReady(t, ns, "retries applied")
+	if p.Status.Provider != meshv1alpha1.ProviderTraefik {
+		t.Errorf("provider auto chose %q, want traefik", p.Status.Provider)
+	}
+	retried, _ := settle(t, g, 160, func(c load.Counts) bool { return c.ByCode[502]+c.Errors == 0 })
+	if retried.ByCode[200] != retried.Total {
+		t.Errorf("with retries: %+v, want every request answered 200", retried)
+	}
+
+	// Rate limit: 10 per second (burst 10) under 40 per second of load.
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"rateLimit":{"requestsPerSecond":10,"burst":10}}}`))
+	if err := cl.Client.Patch(ctx, p, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitPolicyReady(t, ns, "rate limit applied")
+	limited, took := settle(t, g, 200, func(c load.Counts) bool { return c.ByCode[429] > c.Total/2 })
+	// The bucket starts full (10) and refills at 10/s: ok ≈ 10 + 10/s × the window.
+	if ok, want := float64(limited.ByCode[200]), 10*took.Seconds(); ok > want+15 || ok < want-10 {
+		t.Errorf("with a limit of 10/s, %d answered 200 in %s (want about %.0f): %+v", limited.ByCode[200], took, want, limited)
+	}
+	if limited.ByCode[502]+limited.Errors != 0 {
+		t.Errorf("with retries and a rate limit some requests still failed: %+v", limited)
+	}
+
+	// Deleting the policy takes it out of the route: no more 429, and refused connections
+	// fail again.
+	if err := cl.Client.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := settle(t, g, 120, func(c load.Counts) bool { return c.ByCode[429] == 0 })
+	if after.ByCode[502]+after.Errors == 0 {
+		t.Errorf("after the policy was deleted no request failed: %+v (still retried?)", after)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(schema.GroupVersionKind{Group: "traefik.io", Version: "v1alpha1", Kind: "MiddlewareList"})
+		if err := cl.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return false, nil
+		}
+		return len(list.Items) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("the policy's Middlewares outlived it")
+	}
+}
+
+// waitPolicyReady waits for MeshPolicy ns/shop to be Ready at its generation.
+func waitPolicyReady(t *testing.T, ns, what string) *meshv1alpha1.MeshPolicy {
+	t.Helper()
+	p := &meshv1alpha1.MeshPolicy{}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := cl.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, p); err != nil {
+			return false, nil
+		}
+		return p.Status.ObservedGeneration == p.Generation && meta.IsStatusConditionTrue(p.Status.Conditions, meshv1alpha1.ConditionReady), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: status %+v", what, p.Status)
+	}
+	return p
+}
+
+// settle waits until a window of n/4 requests satisfies cond (the data plane picks a change up
+// a moment after the API accepts it), then returns the next n requests, which are judged, and
+// how long they took.
+func settle(t *testing.T, g *load.Generator, n int, cond func(load.Counts) bool) (load.Counts, time.Duration) {
+	t.Helper()
+	var window load.Counts
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		start := g.Snapshot()
+		deadline := time.Now().Add(30 * time.Second)
+		for g.Snapshot().Since(start).Total < n/4 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		window = g.Snapshot().Since(start)
+		return cond(window), nil
+	})
+	if err != nil {
+		t.Fatalf("the data plane did not follow: last window %+v", window)
+	}
+	start, began := g.Snapshot(), time.Now()
+	judged := waitTraffic(t, g, "a judged window", func(c load.Counts) bool { return c.Since(start).Total >= n }).Since(start)
+	return judged, time.Since(began)
+}
+
+// refusingPod joins the Rollout's stable slot (its Service selects the rollout and slot labels)
+// and is Ready (probed on 9090, where it listens), but nothing listens on its port "http"
+// (8080), the one the slot Service's EndpointSlice publishes: every connection is refused.
+func refusingPod(ns string, r *meshv1alpha1.Rollout) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "refusing", Namespace: ns, Labels: map[string]string{
+			rollout.LabelRollout: r.Name, rollout.LabelSlot: string(r.Status.StableSlot),
+		}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: cluster.DemoImage, Args: []string{"--version=refusing", "--listen=:9090"},
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+			ReadinessProbe: &corev1.Probe{
+				ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(9090)}},
+				PeriodSeconds: 1,
+			},
+		}}},
+	}
+}

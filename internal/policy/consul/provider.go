@@ -1,0 +1,86 @@
+// Package consul translates MeshPolicies into Consul service mesh config entries, as the
+// custom resources of consul-k8s (consul.hashicorp.com/v1alpha1).
+//
+// Consul keys its config entries by the Consul service name, and Consul on Kubernetes names a
+// service after its Kubernetes Service. So every object is named exactly after a target
+// Service, not after the policy: one ServiceDefaults, ServiceIntentions, ServiceResolver and
+// ServiceRouter per Service at most, which two policies can never share. The translation
+// assumes Consul CE, where every Kubernetes namespace maps to the one Consul namespace; it
+// never writes Consul namespace fields, which the consul-k8s webhook refuses on CE.
+package consul
+
+import (
+	"errors"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/policy"
+)
+
+// group and version of the consul-k8s config-entry CRDs.
+var gv = schema.GroupVersion{Group: "consul.hashicorp.com", Version: "v1alpha1"}
+
+// The kinds the provider writes, in output order: ServiceDefaults first, because it sets the
+// protocol that Consul checks intentions' L7 permissions and routers against.
+var (
+	kindServiceDefaults   = gv.WithKind("ServiceDefaults")
+	kindServiceIntentions = gv.WithKind("ServiceIntentions")
+	kindServiceResolver   = gv.WithKind("ServiceResolver")
+	kindServiceRouter     = gv.WithKind("ServiceRouter")
+)
+
+// Provider translates MeshPolicies for Consul.
+type Provider struct{}
+
+// New returns the Consul provider.
+func New() policy.Provider { return Provider{} }
+
+// Name is the spec.provider value.
+func (Provider) Name() meshv1alpha1.Provider { return meshv1alpha1.ProviderConsul }
+
+// Kinds are the config-entry CRDs the provider writes; ServiceDefaults is the one provider
+// auto looks for.
+func (Provider) Kinds() []schema.GroupVersionKind {
+	return []schema.GroupVersionKind{kindServiceDefaults, kindServiceIntentions, kindServiceResolver, kindServiceRouter}
+}
+
+// Translate returns the config entries for the policy: per kind, one object per target
+// Service that needs it, in targetRefs order.
+func (Provider) Translate(in policy.Input) (policy.Output, error) {
+	if in.Policy == nil {
+		return policy.Output{}, errors.New("consul: input has no policy")
+	}
+	spec := &in.Policy.Spec
+	var out policy.Output
+
+	intentions, err := intentionSources(spec.Authorization)
+	if err != nil {
+		return policy.Output{}, err
+	}
+	out.Unsupported = append(out.Unsupported, mtlsGaps(spec)...)
+	targets, gaps := usableServices(in.Services, needsHTTP(spec, intentions))
+	out.Unsupported = append(out.Unsupported, gaps...)
+
+	ns := in.Policy.Namespace
+	var defaults, ixns, resolvers, routers []*unstructured.Unstructured
+	for _, t := range targets {
+		if s := serviceDefaultsSpec(spec, t); s != nil {
+			defaults = append(defaults, object(kindServiceDefaults, ns, t.name, s))
+		}
+		if intentions != nil {
+			ixns = append(ixns, object(kindServiceIntentions, ns, t.name, intentionsSpec(t.name, intentions)))
+		}
+		if s := resolverSpec(spec); s != nil {
+			resolvers = append(resolvers, object(kindServiceResolver, ns, t.name, s))
+		}
+		if s := routerSpec(spec); s != nil {
+			routers = append(routers, object(kindServiceRouter, ns, t.name, s))
+		}
+	}
+	for _, group := range [][]*unstructured.Unstructured{defaults, ixns, resolvers, routers} {
+		out.Objects = append(out.Objects, group...)
+	}
+	return out, nil
+}

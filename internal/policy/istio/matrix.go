@@ -1,0 +1,60 @@
+package istio
+
+import "github.com/sluice-mesh/sluice/internal/policy"
+
+// Caveats shared by several rows.
+const (
+	// A VirtualService for a host replaces Istio's default route for it, and sidecars use one
+	// per host: two (a user's, or one Istio makes from a GAMMA HTTPRoute) are not merged.
+	routeCaveat = "; sidecars use one VirtualService per host, so it conflicts with another VirtualService or a GAMMA HTTPRoute for the same Service, and it does not apply to traffic from ingress gateways"
+	// Envoy's circuit breakers count per proxy, not per destination.
+	perCaller = ", counted by each calling sidecar on its own, so the Service can see that limit from every caller at once"
+	// PeerAuthentication and AuthorizationPolicy select workloads, not Services.
+	perPods = ", so it covers every port of those pods and every other Service that selects them"
+	// Peer identities come from the caller's mTLS certificate.
+	needsMTLS   = "; the caller needs an Istio mTLS identity, so plaintext callers are denied"
+	noRateLimit = "Istio has no rate-limit resource: its local rate limit takes an EnvoyFilter, which has no compatibility guarantee across Istio versions"
+)
+
+func matrix() policy.Matrix {
+	full := func(note string) policy.Support { return policy.Support{Level: policy.Full, Note: note} }
+	partial := func(note string) policy.Support { return policy.Support{Level: policy.Partial, Note: note} }
+	unsupported := func(note string) policy.Support { return policy.Support{Level: policy.Unsupported, Note: note} }
+	return policy.Matrix{
+		"mtls.mode": partial("PeerAuthentication (STRICT, PERMISSIVE or DISABLE) selecting the Service's pods by its selector" + perPods),
+
+		"authorization.rules":                     partial("ALLOW AuthorizationPolicy selecting the Service's pods by its selector (without rules it matches nothing: deny all)" + perPods),
+		"authorization.rules.from":                full("AuthorizationPolicy rules[].from[].source; an empty list allows any caller"),
+		"authorization.rules.from.serviceAccount": full(`source.principals "*/ns/<namespace>/sa/<name>", in any trust domain` + needsMTLS),
+		"authorization.rules.from.namespace":      full("source.namespaces" + needsMTLS),
+		"authorization.rules.to":                  full("AuthorizationPolicy rules[].to[].operation; an empty list allows any request"),
+		"authorization.rules.to.methods":          full("operation.methods; HTTP only: on a plain TCP port a rule naming methods matches nothing"),
+		"authorization.rules.to.paths":            full(`operation.paths, exact or prefix ("/api/*"), matched after Istio's path normalization; HTTP only`),
+
+		"timeouts.request": partial("VirtualService http[].timeout on a route to the Service" + routeCaveat),
+		"timeouts.idle":    full("DestinationRule connectionPool.http.idleTimeout (HTTP ports) and connectionPool.tcp.idleTimeout (TCP ports)"),
+
+		"retries.attempts":      partial("VirtualService http[].retries.attempts" + routeCaveat),
+		"retries.perTryTimeout": partial("VirtualService http[].retries.perTryTimeout" + routeCaveat),
+		"retries.retryOn":       partial("VirtualService http[].retries.retryOn, comma-separated Envoy retry conditions" + routeCaveat),
+
+		"circuitBreaker.maxConnections":     partial("DestinationRule connectionPool.tcp.maxConnections" + perCaller),
+		"circuitBreaker.maxPendingRequests": partial("DestinationRule connectionPool.http.http1MaxPendingRequests (HTTP/1.1 and HTTP/2)" + perCaller),
+		"circuitBreaker.maxRequests":        partial("DestinationRule connectionPool.http.http2MaxRequests, concurrent requests over HTTP/1.1 and HTTP/2" + perCaller),
+
+		"circuitBreaker.outlierDetection.consecutive5xx":     full("DestinationRule outlierDetection.consecutive5xxErrors; with Istio's default mesh config it also turns on locality failover unless locality.preferClose is false"),
+		"circuitBreaker.outlierDetection.interval":           full("DestinationRule outlierDetection.interval"),
+		"circuitBreaker.outlierDetection.baseEjectionTime":   full("DestinationRule outlierDetection.baseEjectionTime, multiplied by the ejection count"),
+		"circuitBreaker.outlierDetection.maxEjectionPercent": full("DestinationRule outlierDetection.maxEjectionPercent (the API's default 50 is written; Istio's own is 10)"),
+
+		"rateLimit.requestsPerSecond": unsupported(noRateLimit),
+		"rateLimit.burst":             unsupported(noRateLimit),
+
+		"loadBalancer.algorithm":                  full("DestinationRule loadBalancer.simple ROUND_ROBIN, LEAST_REQUEST or RANDOM, or loadBalancer.consistentHash (ring hash)"),
+		"loadBalancer.consistentHash.header":      full("DestinationRule loadBalancer.consistentHash.httpHeaderName"),
+		"loadBalancer.consistentHash.cookie.name": full("DestinationRule loadBalancer.consistentHash.httpCookie.name; without a ttl Envoy reads the cookie but never sets it"),
+		"loadBalancer.consistentHash.cookie.ttl":  full("DestinationRule loadBalancer.consistentHash.httpCookie.ttl: Envoy sets the cookie with this lifetime when a request has none (0s: a session cookie)"),
+
+		"locality.preferClose": partial("DestinationRule loadBalancer.localityLbSetting.enabled; Istio keeps traffic in the caller's zone only together with circuitBreaker.outlierDetection (required when true), and moves traffic out of the zone gradually as its endpoints are ejected rather than only once all have failed"),
+	}
+}

@@ -1,0 +1,73 @@
+package linkerd
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sluice-mesh/sluice/internal/policy"
+	"github.com/sluice-mesh/sluice/internal/policy/policytest"
+)
+
+// TestTranslate compares every case's translation with its golden file (go test -update
+// rewrites them; review the diff against Linkerd's documented semantics).
+func TestTranslate(t *testing.T) {
+	p := New()
+	for _, c := range cases() {
+		t.Run(c.name, func(t *testing.T) {
+			in := c.input("shop")
+			out, err := p.Translate(in)
+			if err != nil {
+				t.Fatalf("Translate: %v", err)
+			}
+			policytest.Golden(t, c.name, p, &in.Policy.Spec, out)
+		})
+	}
+}
+
+// TestTranslateDeterministic: the same input gives the same output, in the same order.
+func TestTranslateDeterministic(t *testing.T) {
+	p := New()
+	for _, c := range cases() {
+		first, err := p.Translate(c.input("shop"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			again, err := p.Translate(c.input("shop"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(again.Objects) != len(first.Objects) {
+				t.Fatalf("%s: %d objects, then %d", c.name, len(first.Objects), len(again.Objects))
+			}
+			for i := range first.Objects {
+				a, _ := first.Objects[i].MarshalJSON()
+				b, _ := again.Objects[i].MarshalJSON()
+				if string(a) != string(b) {
+					t.Errorf("%s: object %d differs between runs:\n%s\n%s", c.name, i, a, b)
+				}
+			}
+		}
+	}
+}
+
+func TestTranslateWithoutPolicy(t *testing.T) {
+	if _, err := New().Translate(policy.Input{}); err == nil {
+		t.Error("Translate without a policy: want an error")
+	}
+}
+
+// TestTranslateNameClash: a Service named like the routes' prefix, with an unnamed port
+// numbered like a route, would give two AuthorizationPolicies one name: an error, not a
+// silent overwrite.
+func TestTranslateNameClash(t *testing.T) {
+	c := cases()[1] // all-supported: routes payments-paths-1 and -2
+	in := c.input("shop")
+	svc := policytest.Service("shop", "paths", 1)
+	svc.Spec.Ports[0].Name = ""
+	in.Services = []corev1.Service{svc}
+	if _, err := New().Translate(in); err == nil {
+		t.Error("want an error for two AuthorizationPolicies named payments-paths-1")
+	}
+}
