@@ -26,6 +26,12 @@ import (
 // and the routes that carry rule settings.
 func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPolicy, services []corev1.Service, out policy.Output) ([]meshv1alpha1.ResourceReference, []string, error) {
 	var refs []meshv1alpha1.ResourceReference
+	// Objects in the inventory were created by this policy: only new names need the check
+	// that they are not someone else's.
+	inventoried := map[meshv1alpha1.ResourceReference]bool{}
+	for _, ref := range p.Status.Resources {
+		inventoried[ref] = true
+	}
 	owner := metav1.OwnerReference{
 		APIVersion: meshv1alpha1.GroupVersion.String(), Kind: "MeshPolicy", Name: p.Name, UID: p.UID,
 		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -41,8 +47,10 @@ func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPo
 		labels["app.kubernetes.io/managed-by"] = "sluice"
 		obj.SetLabels(labels)
 		obj.SetOwnerReferences([]metav1.OwnerReference{owner})
-		if err := r.checkNotAdopting(ctx, p, obj); err != nil {
-			return nil, nil, err
+		if !inventoried[refOf(obj)] {
+			if err := r.checkNotAdopting(ctx, p, obj); err != nil {
+				return nil, nil, err
+			}
 		}
 		if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(policy.FieldManager), client.ForceOwnership); err != nil {
 			return nil, nil, fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)

@@ -20,7 +20,7 @@ import (
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 )
 
-func policyNamespace(t *testing.T, prefix string) string {
+func policyNamespace(t testing.TB, prefix string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
 	if err := env.Client.Create(context.Background(), ns); err != nil {
@@ -30,7 +30,7 @@ func policyNamespace(t *testing.T, prefix string) string {
 }
 
 // createService is Service "shop" (port 80 → 8080) in ns.
-func createService(t *testing.T, ns string) {
+func createService(t testing.TB, ns string) {
 	const name = "shop"
 	t.Helper()
 	s := &corev1.Service{
@@ -46,7 +46,7 @@ func createService(t *testing.T, ns string) {
 }
 
 // createRoute is a user's HTTPRoute with a rule to svc and a rule to another Service.
-func createRoute(t *testing.T, ns, svc string) {
+func createRoute(t testing.TB, ns, svc string) {
 	t.Helper()
 	rt := &gatewayv1.HTTPRoute{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
@@ -220,7 +220,7 @@ func TestMeshPolicyTraefikWiresMiddlewaresAndCleansUp(t *testing.T) {
 	}
 }
 
-func patchSpec(t *testing.T, ns, name, patch string) {
+func patchSpec(t testing.TB, ns, name, patch string) {
 	t.Helper()
 	p := &meshv1alpha1.MeshPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	if err := env.Client.Patch(context.Background(), p, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {

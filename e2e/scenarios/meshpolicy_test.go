@@ -91,13 +91,8 @@ func TestMeshPolicyRetriesAndRateLimitThroughTraefik(t *testing.T) {
 	if after.ByCode[502]+after.Errors == 0 {
 		t.Errorf("after the policy was deleted no request failed: %+v (still retried?)", after)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		list := &unstructured.UnstructuredList{}
-		list.SetGroupVersionKind(schema.GroupVersionKind{Group: "traefik.io", Version: "v1alpha1", Kind: "MiddlewareList"})
-		if err := cl.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
-			return false, nil
-		}
-		return len(list.Items) == 0, nil
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return middlewares(t, ns) == 0, nil
 	})
 	if err != nil {
 		t.Errorf("the policy's Middlewares outlived it")
@@ -160,4 +155,68 @@ func refusingPod(ns string, r *meshv1alpha1.Rollout) *corev1.Pod {
 			},
 		}}},
 	}
+}
+
+// Generated objects carry the policy as controlling owner, so Kubernetes' garbage collector
+// (the real one, in kube-controller-manager) deletes them with the policy even when Sluice is
+// not there to: here the manager is down and the policy's finalizer removed by hand.
+func TestMeshPolicyObjectsAreGarbageCollected(t *testing.T) {
+	ctx := context.Background()
+	ns, err := cl.Namespace(ctx, "policygc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "solo", Namespace: ns},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "solo"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}
+	p := &meshv1alpha1.MeshPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec: meshv1alpha1.MeshPolicySpec{
+			TargetRefs: []meshv1alpha1.PolicyTargetReference{{Kind: "Service", Name: "solo"}},
+			RateLimit:  &meshv1alpha1.RateLimit{RequestsPerSecond: 5},
+		},
+	}
+	for _, o := range []client.Object{svc, p} {
+		if err := cl.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p = waitPolicyReady(t, ns, "the rate limit applied")
+	if n := middlewares(t, ns); n != 1 {
+		t.Fatalf("%d Middlewares, want 1: status %+v", n, p.Status)
+	}
+
+	if err := cl.Kill(cluster.Manager); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := cl.Restart(ctx, cluster.Manager); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`))
+	if err := cl.Client.Patch(ctx, p, patch); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Client.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		return middlewares(t, ns) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("the garbage collector left %d Middlewares of the deleted policy", middlewares(t, ns))
+	}
+}
+
+// middlewares counts the Traefik Middlewares in ns.
+func middlewares(t *testing.T, ns string) int {
+	t.Helper()
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(schema.GroupVersionKind{Group: "traefik.io", Version: "v1alpha1", Kind: "MiddlewareList"})
+	if err := cl.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	return len(list.Items)
 }

@@ -18,15 +18,14 @@ import (
 	"github.com/sluice-mesh/sluice/internal/policy"
 )
 
-var routeListGVK = schema.GroupVersionKind{Group: gwv1.GroupName, Version: "v1", Kind: "HTTPRouteList"}
-
 // Sync makes every HTTPRoute of the edit's namespace carry the edit's settings where its rules
 // reach a target, and no longer carry them elsewhere. It returns the names of the routes that
-// carry them. Without the HTTPRoute API installed there is nothing to take out, and settings
-// to write are an error.
+// carry them. Routes are listed typed, which a manager's client serves from its cache; only a
+// route that needs a change is read from the API server as it is stored (every byte of it is
+// kept) and patched. Without the HTTPRoute API installed there is nothing to take out, and
+// settings to write are an error.
 func Sync(ctx context.Context, c client.Client, e Edit) ([]string, error) {
-	list := &unstructured.UnstructuredList{}
-	list.SetGroupVersionKind(routeListGVK)
+	list := &gwv1.HTTPRouteList{}
 	if err := c.List(ctx, list, client.InNamespace(e.Namespace)); err != nil {
 		if meta.IsNoMatchError(err) {
 			if e.Settings.Empty() {
@@ -39,16 +38,49 @@ func Sync(ctx context.Context, c client.Client, e Edit) ([]string, error) {
 	var carrying []string
 	for i := range list.Items {
 		rt := &list.Items[i]
-		carries, err := syncRoute(ctx, c, e, rt)
+		carries, changed, err := planTyped(e, rt)
 		if err != nil {
-			return nil, fmt.Errorf("HTTPRoute %s/%s: %w", rt.GetNamespace(), rt.GetName(), err)
+			return nil, fmt.Errorf("HTTPRoute %s/%s: %w", rt.Namespace, rt.Name, err)
+		}
+		if changed {
+			if carries, err = syncStored(ctx, c, e, rt.Namespace, rt.Name); err != nil {
+				return nil, fmt.Errorf("HTTPRoute %s/%s: %w", rt.Namespace, rt.Name, err)
+			}
 		}
 		if carries {
-			carrying = append(carrying, rt.GetName())
+			carrying = append(carrying, rt.Name)
 		}
 	}
 	return carrying, nil
 }
+
+// planTyped plans on the typed route: whether it carries the settings afterwards and whether
+// it needs a write at all.
+func planTyped(e Edit, rt *gwv1.HTTPRoute) (carries, changed bool, err error) {
+	raw, err := jsonList(rt.Spec.Rules)
+	if err != nil {
+		return false, false, err
+	}
+	marked := Marked(rt.Annotations)
+	rules, carries, err := Plan(e, rt.Spec.Rules, raw, slices.Contains(marked, e.Policy))
+	if err != nil {
+		return false, false, err
+	}
+	mark := Mark(marked, e.Policy, carries)
+	return carries, !jsonEqual(rules, raw) || mark != rt.Annotations[meshv1alpha1.MeshPolicyRouteAnnotation], nil
+}
+
+// syncStored reads the route as stored and writes the edit into it.
+func syncStored(ctx context.Context, c client.Client, e Edit, ns, name string) (bool, error) {
+	rt := &unstructured.Unstructured{}
+	rt.SetGroupVersionKind(routeGVK)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, rt); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return syncRoute(ctx, c, e, rt)
+}
+
+var routeGVK = schema.GroupVersionKind{Group: gwv1.GroupName, Version: "v1", Kind: "HTTPRoute"}
 
 func syncRoute(ctx context.Context, c client.Client, e Edit, rt *unstructured.Unstructured) (bool, error) {
 	var typed gwv1.HTTPRoute
