@@ -153,7 +153,7 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 	if older != nil {
 		// Yield: take back whatever this policy had in force, so the older one alone governs.
 		if err := r.release(ctx, p, nil); err != nil {
-			return outcome{reason: "ApplyFailed", message: err.Error(), retry: err}
+			return outcome{reason: meshv1alpha1.ReasonApplyFailed, message: err.Error(), retry: err}
 		}
 		st.Resources, st.Unsupported = nil, nil
 		msg := fmt.Sprintf("MeshPolicy %s, created earlier, already governs %s; this policy is not applied until that one goes or stops targeting it", older.Name, strings.Join(sharedTargets(p, older), ", "))
@@ -166,9 +166,9 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 		switch {
 		case errors.Is(err, providers.ErrNotInstalled):
 			st.Provider = prov.Name()
-			return outcome{reason: "ProviderNotInstalled", message: err.Error(), stalled: true}
+			return outcome{reason: meshv1alpha1.ReasonProviderNotInstalled, message: err.Error(), stalled: true}
 		case errors.Is(err, providers.ErrNoProvider):
-			return outcome{reason: "NoProviderFound", message: err.Error(), stalled: true}
+			return outcome{reason: meshv1alpha1.ReasonNoProviderFound, message: err.Error(), stalled: true}
 		default:
 			return outcome{reason: "DiscoveryFailed", message: err.Error(), retry: err}
 		}
@@ -180,7 +180,7 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 		return outcome{reason: "ReadFailed", message: err.Error(), retry: err}
 	}
 	if len(missing) > 0 {
-		return outcome{reason: "TargetNotFound", message: fmt.Sprintf("Service %s not found in namespace %s; nothing was changed", strings.Join(missing, ", "), p.Namespace)}
+		return outcome{reason: meshv1alpha1.ReasonTargetNotFound, message: fmt.Sprintf("Service %s not found in namespace %s; nothing was changed", strings.Join(missing, ", "), p.Namespace)}
 	}
 	var caps policy.Capabilities
 	if prov.Name() == meshv1alpha1.ProviderGatewayAPI { // the only provider that asks
@@ -197,10 +197,10 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 
 	applied, routes, err := r.apply(ctx, p, services, out)
 	if errors.Is(err, errNotOwned) {
-		return outcome{reason: "ObjectNotOwned", message: err.Error(), stalled: true}
+		return outcome{reason: meshv1alpha1.ReasonObjectNotOwned, message: err.Error(), stalled: true}
 	}
 	if err != nil {
-		return outcome{reason: "ApplyFailed", message: err.Error(), retry: err}
+		return outcome{reason: meshv1alpha1.ReasonApplyFailed, message: err.Error(), retry: err}
 	}
 	st.Resources = applied
 	summary := fmt.Sprintf("translated for %s: %d objects", prov.Name(), countOwned(applied))
@@ -212,7 +212,7 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 		for _, u := range st.Unsupported {
 			fields = append(fields, fmt.Sprintf("%s (%s)", u.Field, u.Reason))
 		}
-		return outcome{reason: "UnsupportedFields", stalled: true, summary: summary,
+		return outcome{reason: meshv1alpha1.ReasonUnsupportedFields, stalled: true, summary: summary,
 			message: fmt.Sprintf("%s cannot express %s; the rest is applied (%s)", prov.Name(), strings.Join(fields, "; "), summary)}
 	}
 	return outcome{partial: policy.Merge(partial), summary: summary}
@@ -371,7 +371,7 @@ func setPolicyConditions(p *meshv1alpha1.MeshPolicy, o outcome) {
 		meta.SetStatusCondition(conds, condition(typ, ok, reason, msg, gen))
 	}
 	if o.conflict != "" {
-		set(meshv1alpha1.ConditionConflicted, true, "OlderPolicyWins", o.message)
+		set(meshv1alpha1.ConditionConflicted, true, meshv1alpha1.ReasonOlderPolicyWins, o.message)
 	} else {
 		set(meshv1alpha1.ConditionConflicted, false, "NoConflict", "no older MeshPolicy targets these Services")
 	}
@@ -383,13 +383,13 @@ func setPolicyConditions(p *meshv1alpha1.MeshPolicy, o outcome) {
 			for _, f := range o.partial {
 				notes = append(notes, fmt.Sprintf("%s: %s", f.Field, f.Reason))
 			}
-			set(meshv1alpha1.ConditionReady, true, "AppliedWithDifferences", o.summary+"; expressed with differences: "+strings.Join(notes, "; "))
+			set(meshv1alpha1.ConditionReady, true, meshv1alpha1.ReasonAppliedWithDifferences, o.summary+"; expressed with differences: "+strings.Join(notes, "; "))
 		} else {
-			set(meshv1alpha1.ConditionReady, true, "Applied", o.summary)
+			set(meshv1alpha1.ConditionReady, true, meshv1alpha1.ReasonApplied, o.summary)
 		}
-	case "UnsupportedFields", "ApplyFailed":
+	case meshv1alpha1.ReasonUnsupportedFields, meshv1alpha1.ReasonApplyFailed:
 		// Translated (and, for unsupported fields, applied in part) but not in force as written.
-		set(meshv1alpha1.ConditionAccepted, o.reason == "UnsupportedFields", o.reason, o.message)
+		set(meshv1alpha1.ConditionAccepted, o.reason == meshv1alpha1.ReasonUnsupportedFields, o.reason, o.message)
 		set(meshv1alpha1.ConditionReady, false, o.reason, o.message)
 	default:
 		set(meshv1alpha1.ConditionAccepted, false, o.reason, o.message)

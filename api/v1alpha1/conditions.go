@@ -27,11 +27,32 @@ const (
 
 // Condition reasons shared by the controllers.
 const (
-	// ReasonNotImplemented marks a kind whose reconciler does not act yet: the object is
-	// stored and validated, but nothing is done with it.
-	ReasonNotImplemented = "NotImplemented"
 	// ReasonInvalidSpec marks a spec that can't be acted on until the user changes it.
 	ReasonInvalidSpec = "InvalidSpec"
+)
+
+// MeshPolicy condition reasons.
+const (
+	// ReasonApplied: every field is in force as written.
+	ReasonApplied = "Applied"
+	// ReasonAppliedWithDifferences: in force, some fields with a difference the message names.
+	ReasonAppliedWithDifferences = "AppliedWithDifferences"
+	// ReasonUnsupportedFields: the provider can't express fields listed in status.unsupported;
+	// the rest is applied.
+	ReasonUnsupportedFields = "UnsupportedFields"
+	// ReasonProviderNotInstalled: the cluster does not serve the provider's resources; nothing
+	// was changed.
+	ReasonProviderNotInstalled = "ProviderNotInstalled"
+	// ReasonNoProviderFound: provider auto found no data plane's resources.
+	ReasonNoProviderFound = "NoProviderFound"
+	// ReasonTargetNotFound: a target Service does not exist; nothing was changed.
+	ReasonTargetNotFound = "TargetNotFound"
+	// ReasonObjectNotOwned: an object the policy would generate exists and belongs to someone else.
+	ReasonObjectNotOwned = "ObjectNotOwned"
+	// ReasonOlderPolicyWins: an older MeshPolicy governs a target of this one (Conflicted=True).
+	ReasonOlderPolicyWins = "OlderPolicyWins"
+	// ReasonApplyFailed: writing to the API server failed; retried.
+	ReasonApplyFailed = "ApplyFailed"
 )
 
 // ActionAnnotation asks the Rollout controller for a manual action (see RolloutAction).
