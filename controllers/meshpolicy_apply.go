@@ -122,14 +122,10 @@ func (r *MeshPolicyReconciler) syncRoutes(ctx context.Context, p *meshv1alpha1.M
 	if err := r.Client.List(ctx, rollouts, client.InNamespace(p.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing Rollouts in %s: %w", p.Namespace, err)
 	}
-	var targets []string
-	for _, t := range p.Spec.TargetRefs {
-		targets = append(targets, t.Name)
-	}
 	return routes.Sync(ctx, r.Client, routes.Edit{
 		Policy:      p.Name,
 		Namespace:   p.Namespace,
-		Backends:    routes.Backends(targets, rollouts.Items),
+		Backends:    routes.Backends(targetNames(p), rollouts.Items),
 		Settings:    settings,
 		OwnedFilter: func(name string) bool { return mine[name] },
 	})

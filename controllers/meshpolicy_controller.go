@@ -29,6 +29,7 @@ import (
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/policy"
 	"github.com/sluice-mesh/sluice/internal/policy/providers"
+	"github.com/sluice-mesh/sluice/internal/policy/routes"
 	"github.com/sluice-mesh/sluice/internal/rollout"
 )
 
@@ -188,7 +189,12 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 			return outcome{reason: "DiscoveryFailed", message: err.Error(), retry: err}
 		}
 	}
-	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: caps})
+	rollouts := &meshv1alpha1.RolloutList{}
+	if err := r.Client.List(ctx, rollouts, client.InNamespace(p.Namespace)); err != nil {
+		return outcome{reason: "ReadFailed", message: err.Error(), retry: err}
+	}
+	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: caps,
+		Backends: routes.SlotServices(targetNames(p), rollouts.Items)})
 	if err != nil {
 		return outcome{reason: "TranslationFailed", message: err.Error(), stalled: true}
 	}
@@ -337,6 +343,14 @@ func (r *MeshPolicyReconciler) capabilities(ctx context.Context) (policy.Capabil
 	}
 	r.caps, r.capsVersion = caps, crd.GetResourceVersion()
 	return caps, nil
+}
+
+func targetNames(p *meshv1alpha1.MeshPolicy) []string {
+	out := make([]string, 0, len(p.Spec.TargetRefs))
+	for _, t := range p.Spec.TargetRefs {
+		out = append(out, t.Name)
+	}
+	return out
 }
 
 func countOwned(refs []meshv1alpha1.ResourceReference) int {

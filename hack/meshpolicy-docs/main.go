@@ -62,7 +62,10 @@ func render() []byte {
 	w("route is annotated `mesh.sluice.dev/meshpolicy: <policy>` and everything else in it is left\n")
 	w("byte for byte. Linkerd's retries, timeouts and failure accrual are annotations on the target\n")
 	w("Services, written with server-side apply (field manager `sluice-meshpolicy`) and removed with\n")
-	w("the policy. Every other object is created for the policy, owned by it, and deleted with it.\n\n")
+	w("the policy. Every other object is created for the policy, owned by it, and deleted with it.\n")
+	w("For a Service a Rollout releases, selector-based objects (Istio's PeerAuthentication and\n")
+	w("AuthorizationPolicy, Linkerd's Server) select both slots' pods, and Istio's DestinationRule\n")
+	w("is written for the slot Services' hosts too, where the Rollout's route sends the traffic.\n\n")
 
 	w("## Support matrix\n\n")
 	w("| Field |")

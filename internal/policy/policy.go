@@ -42,6 +42,11 @@ type Input struct {
 	Services []corev1.Service
 	// Capabilities of the cluster that change what can be expressed.
 	Capabilities Capabilities
+	// Backends are, per target Service name, the Services a Rollout's route sends that
+	// Service's traffic to instead (its slot Services and blue-green preview), sorted. A
+	// provider whose settings attach to the destination host (a DestinationRule) writes them
+	// for these hosts too, or a release would run its canary without them.
+	Backends map[string][]string
 }
 
 // Capabilities are facts about the installed APIs, found by discovery.

@@ -97,6 +97,18 @@ func cases(ns string) []tcase {
 				ConsistentHash: &meshv1alpha1.ConsistentHash{Cookie: &meshv1alpha1.HashCookie{Name: "session", TTL: dur(time.Hour)}}},
 		}, web, policytest.Service(ns, "api", 8443))},
 
+		// The Service a Rollout releases: its route sends the traffic to the slot Services,
+		// which get the same DestinationRule traffic policy.
+		{name: "rollout-slots", in: func() policy.Input {
+			in := input("checkout", meshv1alpha1.MeshPolicySpec{
+				TargetRefs:     targets("checkout"),
+				CircuitBreaker: &meshv1alpha1.CircuitBreaker{OutlierDetection: &meshv1alpha1.OutlierDetection{Consecutive5xx: 3}},
+				LoadBalancer:   &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerLeastRequest},
+			}, policytest.Service(ns, "checkout", 8080))
+			in.Backends = map[string][]string{"checkout": {"checkout-a", "checkout-b"}}
+			return in
+		}()},
+
 		// No rules: deny all. mTLS off, header hashing, locality explicitly off.
 		{name: "deny-all", in: input("vault", meshv1alpha1.MeshPolicySpec{
 			TargetRefs:    targets("vault"),

@@ -3,17 +3,16 @@ package istio
 import (
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 )
 
-// destinationRuleSpec applies the traffic policy to the Service's host. The host is the short
+// destinationRuleSpec applies the traffic policy to a Service's host. The host is the short
 // name: Istio resolves it in the rule's namespace, which is the Service's, with the mesh's own
 // cluster domain, so no domain is assumed here.
-func destinationRuleSpec(svc *corev1.Service, traffic map[string]any) map[string]any {
-	return map[string]any{"host": svc.Name, "trafficPolicy": runtime.DeepCopyJSON(traffic)}
+func destinationRuleSpec(host string, traffic map[string]any) map[string]any {
+	return map[string]any{"host": host, "trafficPolicy": runtime.DeepCopyJSON(traffic)}
 }
 
 // trafficPolicy gathers every DestinationRule-bound field; nil when the spec sets none.

@@ -57,7 +57,12 @@ func (provider) Translate(in policy.Input) (policy.Output, error) {
 			return object(gvk, in.Policy.Namespace, name, body)
 		}
 		if traffic != nil {
-			drs = append(drs, obj(destinationRuleGVK, destinationRuleSpec(svc, traffic)))
+			drs = append(drs, obj(destinationRuleGVK, destinationRuleSpec(svc.Name, traffic)))
+			// A Rollout's route sends the Service's traffic to its slot hosts: the same
+			// traffic policy must hold there, each host having its own DestinationRule.
+			for _, host := range in.Backends[svc.Name] {
+				drs = append(drs, object(destinationRuleGVK, in.Policy.Namespace, policy.ObjectName(in.Policy.Name, host), destinationRuleSpec(host, traffic)))
+			}
 		}
 		if route != nil {
 			vss = append(vss, obj(virtualServiceGVK, virtualServiceSpec(svc, route)))

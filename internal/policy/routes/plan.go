@@ -25,16 +25,36 @@ func Backends(targets []string, rollouts []meshv1alpha1.Rollout) map[string]bool
 	for _, t := range targets {
 		out[t] = true
 	}
+	for _, slots := range SlotServices(targets, rollouts) {
+		for _, s := range slots {
+			out[s] = true
+		}
+	}
+	return out
+}
+
+// SlotServices maps each target that is a Rollout's apex Service to the Services the Rollout's
+// route sends its traffic to (slots, then the preview), sorted.
+func SlotServices(targets []string, rollouts []meshv1alpha1.Rollout) map[string][]string {
+	want := map[string]bool{}
+	for _, t := range targets {
+		want[t] = true
+	}
+	out := map[string][]string{}
 	for i := range rollouts {
 		r := &rollouts[i]
-		if !out[r.GetServiceName()] {
+		apex := r.GetServiceName()
+		if !want[apex] {
 			continue
 		}
-		out[r.GetSlotServiceName(meshv1alpha1.SlotA)] = true
-		out[r.GetSlotServiceName(meshv1alpha1.SlotB)] = true
+		slots := []string{r.GetSlotServiceName(meshv1alpha1.SlotA), r.GetSlotServiceName(meshv1alpha1.SlotB)}
 		if bg := r.Spec.Strategy.BlueGreen; bg != nil && bg.PreviewService != "" {
-			out[bg.PreviewService] = true
+			slots = append(slots, bg.PreviewService)
 		}
+		out[apex] = append(out[apex], slots...)
+	}
+	for k := range out {
+		sort.Strings(out[k])
 	}
 	return out
 }
