@@ -140,9 +140,16 @@ func TestABByHeader(t *testing.T) {
 	done := make(chan struct{})
 	go func() { testers.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
+	// Paused is in status before Traefik's data plane carries the A/B rule (the route is
+	// written after the status, and Traefik follows a moment later): judge from the first
+	// request the rule sent to v2.
+	_ = wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return testers.Snapshot().ByVersion["v2"] >= 1, nil
+	})
+	matched := testers.Snapshot()
 	var ab load.Counts
 	_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		ab = testers.Snapshot()
+		ab = testers.Snapshot().Since(matched)
 		return ab.ByVersion["v2"] >= 40, nil
 	})
 	if ab.Share("v2") < 0.95 {
