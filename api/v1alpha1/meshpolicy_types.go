@@ -373,10 +373,12 @@ type MeshPolicyStatus struct {
 	// +optional
 	Provider Provider `json:"provider,omitempty"`
 
-	// Resources Sluice generated and owns for this policy.
+	// Resources Sluice generated and owns for this policy, and the target Services it
+	// annotates (Linkerd). A policy with many targets, ports and rules can generate a lot
+	// (Linkerd: a Server, authorizations and routes per port).
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:MaxItems=256
 	Resources []ResourceReference `json:"resources,omitempty"`
 
 	// Unsupported lists the fields the provider can't express, and why.
