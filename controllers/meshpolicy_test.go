@@ -381,3 +381,27 @@ func TestMeshPolicyProviderNotInstalledAndMissingTarget(t *testing.T) {
 		t.Errorf("ghost: %+v", p.Status)
 	}
 }
+
+// An object the policy would generate that exists and is someone else's is not taken over.
+func TestMeshPolicyDoesNotAdoptForeignObjects(t *testing.T) {
+	ctx := context.Background()
+	ns := policyNamespace(t, "mp-adopt")
+	createService(t, ns)
+	mine := &unstructured.Unstructured{}
+	mine.SetGroupVersionKind(middlewareGVK)
+	mine.SetNamespace(ns)
+	mine.SetName("edge-ratelimit")
+	_ = unstructured.SetNestedField(mine.Object, map[string]any{"average": int64(7)}, "spec", "rateLimit")
+	if err := env.Client.Create(ctx, mine); err != nil {
+		t.Fatal(err)
+	}
+	createPolicy(t, ns, "edge", meshv1alpha1.MeshPolicySpec{TargetRefs: targets("shop"), Provider: meshv1alpha1.ProviderTraefik, RateLimit: &meshv1alpha1.RateLimit{RequestsPerSecond: 100}})
+	p := waitPolicy(t, ns, "edge", "ObjectNotOwned", readyIs(metav1.ConditionFalse, meshv1alpha1.ReasonObjectNotOwned))
+	if msg := condition(p, meshv1alpha1.ConditionReady).Message; !strings.Contains(msg, "Middleware edge-ratelimit") {
+		t.Errorf("Ready message %q does not name the object", msg)
+	}
+	got, _ := getObject(t, middlewareGVK, ns, "edge-ratelimit")
+	if avg, _, _ := unstructured.NestedInt64(got.Object, "spec", "rateLimit", "average"); avg != 7 || len(got.GetOwnerReferences()) != 0 {
+		t.Errorf("the user's Middleware was changed: %v", got.Object)
+	}
+}
