@@ -249,8 +249,8 @@ func TestMeshPolicyConflictOlderWins(t *testing.T) {
 	createRoute(t, ns, "shop")
 	createPolicy(t, ns, "first", meshv1alpha1.MeshPolicySpec{TargetRefs: targets("shop"), Provider: meshv1alpha1.ProviderTraefik, RateLimit: &meshv1alpha1.RateLimit{RequestsPerSecond: 5}})
 	waitPolicy(t, ns, "first", "Ready", readyIs(metav1.ConditionTrue, ""))
-	// Creation timestamps have a one-second resolution: make the second clearly newer.
-	time.Sleep(1100 * time.Millisecond)
+	// Created in the same second (timestamps have a one-second resolution), the name decides:
+	// "first" is older either way.
 	createPolicy(t, ns, "second", meshv1alpha1.MeshPolicySpec{TargetRefs: targets("shop"), Provider: meshv1alpha1.ProviderTraefik, RateLimit: &meshv1alpha1.RateLimit{RequestsPerSecond: 50}})
 	second := waitPolicy(t, ns, "second", "Conflicted", func(p *meshv1alpha1.MeshPolicy) bool {
 		return condition(p, meshv1alpha1.ConditionConflicted).Status == metav1.ConditionTrue

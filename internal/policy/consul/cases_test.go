@@ -28,14 +28,6 @@ func (c testCase) input(ns string) policy.Input {
 
 func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 
-func targets(names ...string) []meshv1alpha1.PolicyTargetReference {
-	out := make([]meshv1alpha1.PolicyTargetReference, 0, len(names))
-	for _, n := range names {
-		out = append(out, meshv1alpha1.PolicyTargetReference{Kind: "Service", Name: n})
-	}
-	return out
-}
-
 func sa(s string) meshv1alpha1.AuthorizationSource {
 	return meshv1alpha1.AuthorizationSource{ServiceAccount: s}
 }
@@ -68,13 +60,13 @@ func cases() []testCase {
 		{
 			// mTLS alone: a ServiceDefaults without protocol (nothing L7 is asked for).
 			name:     "minimal",
-			spec:     meshv1alpha1.MeshPolicySpec{TargetRefs: targets("payments"), MTLS: &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict}},
+			spec:     meshv1alpha1.MeshPolicySpec{TargetRefs: policytest.Targets("payments"), MTLS: &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict}},
 			services: payments,
 		},
 		{
 			name: "everything-supported",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments"),
+				TargetRefs: policytest.Targets("payments"),
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
 					{
@@ -102,7 +94,7 @@ func cases() []testCase {
 			// namespace source of the second rule is dropped, its ServiceAccount kept.
 			name: "partial-and-unsupported",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments"),
+				TargetRefs: policytest.Targets("payments"),
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSPermissive},
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
 					{From: []meshv1alpha1.AuthorizationSource{nsSource("monitoring")}, To: []meshv1alpha1.AuthorizationDestination{{Paths: []string{"/metrics"}}}},
@@ -130,7 +122,7 @@ func cases() []testCase {
 			// protocol stays grpc). Authorization without rules denies everyone.
 			name: "multiple-services",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs:    targets("web", "api", "ledger"),
+				TargetRefs:    policytest.Targets("web", "api", "ledger"),
 				Authorization: &meshv1alpha1.Authorization{},
 				Retries: &meshv1alpha1.Retries{
 					Attempts: 1, RetryOn: []meshv1alpha1.RetryOn{"gateway-error", "retriable-4xx", "refused-stream"},
@@ -150,7 +142,7 @@ func cases() []testCase {
 			// Service that a request timeout (L7) can't apply to.
 			name: "value-gaps",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments", "legacy", "db"),
+				TargetRefs: policytest.Targets("payments", "legacy", "db"),
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSDisabled},
 				Timeouts:   &meshv1alpha1.Timeouts{Request: dur(2 * time.Second)},
 			},
@@ -169,7 +161,7 @@ func cases() []testCase {
 			// two namespaces is one Consul source; the namespace-only rule allows nobody.
 			name: "l4-authorization",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments"),
+				TargetRefs: policytest.Targets("payments"),
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
 					{From: []meshv1alpha1.AuthorizationSource{sa("shop/checkout"), sa("billing/checkout")}},
@@ -183,7 +175,7 @@ func cases() []testCase {
 			// A rule with neither from nor to allows everyone; locality alone makes a resolver.
 			name: "open-with-locality",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs:    targets("payments"),
+				TargetRefs:    policytest.Targets("payments"),
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{{}}},
 				Locality:      &meshv1alpha1.Locality{PreferClose: true},
 			},

@@ -21,14 +21,6 @@ type tcase struct {
 
 func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 
-func targets(names ...string) []meshv1alpha1.PolicyTargetReference {
-	var refs []meshv1alpha1.PolicyTargetReference
-	for _, n := range names {
-		refs = append(refs, meshv1alpha1.PolicyTargetReference{Kind: "Service", Name: n})
-	}
-	return refs
-}
-
 // cases are shared by the golden test and the envtest apply test; ns is the namespace of the
 // policy and its Services.
 func cases(ns string) []tcase {
@@ -46,13 +38,13 @@ func cases(ns string) []tcase {
 
 	return []tcase{
 		{name: "minimal", in: input("payments", meshv1alpha1.MeshPolicySpec{
-			TargetRefs: targets("payments"),
+			TargetRefs: policytest.Targets("payments"),
 			MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
 		}, policytest.Service(ns, "payments", 8080))},
 
 		// Every field the provider translates, on one Service.
 		{name: "everything", in: input("payments", meshv1alpha1.MeshPolicySpec{
-			TargetRefs: targets("payments"),
+			TargetRefs: policytest.Targets("payments"),
 			Provider:   meshv1alpha1.ProviderIstio,
 			MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
 			Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
@@ -80,7 +72,7 @@ func cases(ns string) []tcase {
 		// The unsupported rate limit next to fields left to the API's defaults (retryOn,
 		// outlier interval, ejection time and percent).
 		{name: "rate-limit-and-defaults", in: input("checkout", meshv1alpha1.MeshPolicySpec{
-			TargetRefs:     targets("checkout"),
+			TargetRefs:     policytest.Targets("checkout"),
 			RateLimit:      &meshv1alpha1.RateLimit{RequestsPerSecond: 100, Burst: ptr.To[int32](200)},
 			Retries:        &meshv1alpha1.Retries{Attempts: 2},
 			CircuitBreaker: &meshv1alpha1.CircuitBreaker{OutlierDetection: &meshv1alpha1.OutlierDetection{Consecutive5xx: 3}},
@@ -89,7 +81,7 @@ func cases(ns string) []tcase {
 
 		// Several targets, one with two ports: one object of each kind per Service.
 		{name: "multi-target", in: input("storefront", meshv1alpha1.MeshPolicySpec{
-			TargetRefs:    targets("web", "api"),
+			TargetRefs:    policytest.Targets("web", "api"),
 			MTLS:          &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSPermissive},
 			Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{{From: []meshv1alpha1.AuthorizationSource{{Namespace: "shop"}}}}},
 			Timeouts:      &meshv1alpha1.Timeouts{Request: dur(30 * time.Second)},
@@ -101,7 +93,7 @@ func cases(ns string) []tcase {
 		// which get the same DestinationRule traffic policy.
 		{name: "rollout-slots", in: func() policy.Input {
 			in := input("checkout", meshv1alpha1.MeshPolicySpec{
-				TargetRefs:     targets("checkout"),
+				TargetRefs:     policytest.Targets("checkout"),
 				CircuitBreaker: &meshv1alpha1.CircuitBreaker{OutlierDetection: &meshv1alpha1.OutlierDetection{Consecutive5xx: 3}},
 				LoadBalancer:   &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerLeastRequest},
 			}, policytest.Service(ns, "checkout", 8080))
@@ -111,7 +103,7 @@ func cases(ns string) []tcase {
 
 		// No rules: deny all. mTLS off, header hashing, locality explicitly off.
 		{name: "deny-all", in: input("vault", meshv1alpha1.MeshPolicySpec{
-			TargetRefs:    targets("vault"),
+			TargetRefs:    policytest.Targets("vault"),
 			MTLS:          &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSDisabled},
 			Authorization: &meshv1alpha1.Authorization{},
 			LoadBalancer: &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerConsistentHash,
@@ -121,7 +113,7 @@ func cases(ns string) []tcase {
 
 		// A session cookie read but never set, with locality and the outlier detection it needs.
 		{name: "cookie-without-ttl", in: input("cart", meshv1alpha1.MeshPolicySpec{
-			TargetRefs: targets("cart"),
+			TargetRefs: policytest.Targets("cart"),
 			LoadBalancer: &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerConsistentHash,
 				ConsistentHash: &meshv1alpha1.ConsistentHash{Cookie: &meshv1alpha1.HashCookie{Name: "cart-id"}}},
 			CircuitBreaker: &meshv1alpha1.CircuitBreaker{MaxConnections: ptr.To[int32](10),
@@ -132,7 +124,7 @@ func cases(ns string) []tcase {
 		// Gaps that depend on values: a Service without selector, identities with mTLS off,
 		// durations Istio refuses, locality without outlier detection.
 		{name: "value-gaps", in: input("legacy", meshv1alpha1.MeshPolicySpec{
-			TargetRefs: targets("legacy", "orders"),
+			TargetRefs: policytest.Targets("legacy", "orders"),
 			MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSDisabled},
 			Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
 				{From: []meshv1alpha1.AuthorizationSource{{ServiceAccount: "shop/checkout"}, {Namespace: "shop"}}},

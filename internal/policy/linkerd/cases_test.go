@@ -28,14 +28,6 @@ func (c testCase) input(ns string) policy.Input {
 
 func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 
-func targets(names ...string) []meshv1alpha1.PolicyTargetReference {
-	out := make([]meshv1alpha1.PolicyTargetReference, 0, len(names))
-	for _, n := range names {
-		out = append(out, meshv1alpha1.PolicyTargetReference{Kind: "Service", Name: n})
-	}
-	return out
-}
-
 func sa(s string) meshv1alpha1.AuthorizationSource {
 	return meshv1alpha1.AuthorizationSource{ServiceAccount: s}
 }
@@ -62,7 +54,7 @@ func cases() []testCase {
 		{
 			name: "minimal-strict",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments"),
+				TargetRefs: policytest.Targets("payments"),
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
 			},
 			services: func(ns string) []corev1.Service { return []corev1.Service{payments(ns)} },
@@ -71,7 +63,7 @@ func cases() []testCase {
 			// Everything Linkerd expresses, at values it keeps exactly where it can.
 			name: "all-supported",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments"),
+				TargetRefs: policytest.Targets("payments"),
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
 					{
@@ -99,7 +91,7 @@ func cases() []testCase {
 			// Every row the matrix marks unsupported or partial, with the values Linkerd can't keep.
 			name: "unsupported-and-partial",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments"),
+				TargetRefs: policytest.Targets("payments"),
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSDisabled},
 				Timeouts:   &meshv1alpha1.Timeouts{Idle: dur(90 * time.Second)},
 				Retries:    &meshv1alpha1.Retries{Attempts: 2, RetryOn: []meshv1alpha1.RetryOn{"reset", "5xx"}},
@@ -123,7 +115,7 @@ func cases() []testCase {
 			// selecting the same pods on the same port (one Server serves both).
 			name: "multi-service-permissive",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments", "ledger", "ledger-canary"),
+				TargetRefs: policytest.Targets("payments", "ledger", "ledger-canary"),
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSPermissive},
 				RateLimit:  &meshv1alpha1.RateLimit{RequestsPerSecond: 20, Burst: ptr.To[int32](20)},
 				Retries:    &meshv1alpha1.Retries{Attempts: 1},
@@ -143,7 +135,7 @@ func cases() []testCase {
 			// that ends inside a segment, and an exact path tied with a prefix of the same value.
 			name: "value-gaps",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments", "external", "dns"),
+				TargetRefs: policytest.Targets("payments", "external", "dns"),
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
 					{From: []meshv1alpha1.AuthorizationSource{sa("shop/web")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/static*")}},
 					{From: []meshv1alpha1.AuthorizationSource{sa("shop/admin")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/admin")}},
@@ -162,7 +154,7 @@ func cases() []testCase {
 		{
 			name: "deny-all",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs:    targets("payments"),
+				TargetRefs:    policytest.Targets("payments"),
 				MTLS:          &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
 				Authorization: &meshv1alpha1.Authorization{},
 			},
@@ -174,7 +166,7 @@ func cases() []testCase {
 			// must fall to the Server-wide rule and the probe rule with an empty from.
 			name: "overlapping-paths",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments"),
+				TargetRefs: policytest.Targets("payments"),
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
 					{From: []meshv1alpha1.AuthorizationSource{sa("shop/checkout")}, To: []meshv1alpha1.AuthorizationDestination{to(methods("POST"), "/api/*")}},
 					{From: []meshv1alpha1.AuthorizationSource{sa("shop/reports")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/api/v1/*", "/api/v1/export")}},
@@ -188,7 +180,7 @@ func cases() []testCase {
 			// Outbound settings only: Service annotations, no objects.
 			name: "annotations-only",
 			spec: meshv1alpha1.MeshPolicySpec{
-				TargetRefs: targets("payments"),
+				TargetRefs: policytest.Targets("payments"),
 				Timeouts:   &meshv1alpha1.Timeouts{Request: dur(2500 * time.Millisecond)},
 				Retries:    &meshv1alpha1.Retries{Attempts: 2},
 				Locality:   &meshv1alpha1.Locality{PreferClose: true},

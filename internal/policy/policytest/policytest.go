@@ -14,8 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -180,4 +183,70 @@ func Service(ns, name string, ports ...int32) corev1.Service {
 		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: n, Port: p})
 	}
 	return s
+}
+
+// Targets are targetRefs to the named Services.
+func Targets(names ...string) []meshv1alpha1.PolicyTargetReference {
+	out := make([]meshv1alpha1.PolicyTargetReference, 0, len(names))
+	for _, n := range names {
+		out = append(out, meshv1alpha1.PolicyTargetReference{Kind: "Service", Name: n})
+	}
+	return out
+}
+
+// Deterministic translates each input several times and fails when the objects, their order,
+// the rule settings or the Service annotations differ between runs (the controller compares
+// what it applies; a map iterated in random order would make it rewrite objects forever).
+func Deterministic(t *testing.T, p policy.Provider, inputs ...func() policy.Input) {
+	t.Helper()
+	for i, in := range inputs {
+		first, err := p.Translate(in())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := yaml.Marshal(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			again, err := p.Translate(in())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := yaml.Marshal(again)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Fatalf("input %d: the translation differs between runs:\n%s\n---\n%s", i, want, got)
+			}
+		}
+	}
+}
+
+// RouteWith is an HTTPRoute (parent Gateway "edge") with one rule to the Service's first port
+// carrying the rule settings as the controller writes them, for applying to a real API server.
+func RouteWith(t *testing.T, policyName string, svc corev1.Service, rs *policy.RuleSettings) *unstructured.Unstructured {
+	t.Helper()
+	rule := gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
+		BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(svc.Name), Port: ptr.To(svc.Spec.Ports[0].Port)},
+	}}}}
+	if rs != nil {
+		rule.Timeouts, rule.Retry, rule.Filters = rs.Timeouts, rs.Retry, rs.Filters
+	}
+	rt := &gwv1.HTTPRoute{
+		TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "HTTPRoute"},
+		ObjectMeta: metav1.ObjectMeta{Name: policy.ObjectName(policyName, svc.Name), Namespace: svc.Namespace},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "edge"}}},
+			Rules:           []gwv1.HTTPRouteRule{rule},
+		},
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(obj, "status") // a subresource: not part of what is applied
+	unstructured.RemoveNestedField(obj, "metadata", "creationTimestamp")
+	return &unstructured.Unstructured{Object: obj}
 }
