@@ -23,7 +23,7 @@ import (
 // apply writes the translation: owned objects first (a route filter must never point at a
 // Middleware that isn't there), then Service annotations and route rule settings, then takes
 // out what the previous translation had and this one doesn't. It returns the new inventory
-// and the routes that carry rule settings.
+// and the routes that carry rule settings; on an error, what it applied so far.
 func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPolicy, services []corev1.Service, out policy.Output) ([]meshv1alpha1.ResourceReference, []string, error) {
 	var refs []meshv1alpha1.ResourceReference
 	// Objects in the inventory were created by this policy: only new names need the check
@@ -49,11 +49,11 @@ func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPo
 		obj.SetOwnerReferences([]metav1.OwnerReference{owner})
 		if !inventoried[refOf(obj)] {
 			if err := r.checkNotAdopting(ctx, p, obj); err != nil {
-				return nil, nil, err
+				return refs, nil, err
 			}
 		}
 		if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(policy.FieldManager), client.ForceOwnership); err != nil {
-			return nil, nil, fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)
+			return refs, nil, fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
 		refs = append(refs, refOf(obj))
 	}
@@ -61,7 +61,7 @@ func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPo
 		for i := range services {
 			s := &services[i]
 			if err := r.annotateService(ctx, s.Namespace, s.Name, out.ServiceAnnotations); err != nil {
-				return nil, nil, err
+				return refs, nil, err
 			}
 			refs = append(refs, meshv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Service", Name: s.Name})
 		}
@@ -70,10 +70,10 @@ func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPo
 
 	carrying, err := r.syncRoutes(ctx, p, out.Rules, refs)
 	if err != nil {
-		return nil, nil, err
+		return refs, nil, err
 	}
 	if err := r.prune(ctx, p, refs); err != nil {
-		return nil, nil, err
+		return refs, nil, err
 	}
 	return refs, carrying, nil
 }
@@ -98,12 +98,26 @@ func (r *MeshPolicyReconciler) checkNotAdopting(ctx context.Context, p *meshv1al
 }
 
 // release takes out everything the policy has in force (its inventory in status, its route
-// settings), keeping nothing: for a deleted policy, or one that yields to an older one.
-func (r *MeshPolicyReconciler) release(ctx context.Context, p *meshv1alpha1.MeshPolicy, keep []meshv1alpha1.ResourceReference) error {
-	if _, err := r.syncRoutes(ctx, p, nil, keep); err != nil {
+// settings): for a deleted policy, or one that yields to an older one.
+func (r *MeshPolicyReconciler) release(ctx context.Context, p *meshv1alpha1.MeshPolicy) error {
+	if _, err := r.syncRoutes(ctx, p, nil, nil); err != nil {
 		return err
 	}
-	return r.prune(ctx, p, keep)
+	return r.prune(ctx, p, nil)
+}
+
+// unionRefs is the inventory after a failed apply: what was there, and what was written.
+func unionRefs(old, written []meshv1alpha1.ResourceReference) []meshv1alpha1.ResourceReference {
+	seen := map[meshv1alpha1.ResourceReference]bool{}
+	var out []meshv1alpha1.ResourceReference
+	for _, r := range append(append([]meshv1alpha1.ResourceReference{}, old...), written...) {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	sortRefs(out)
+	return out
 }
 
 // syncRoutes writes the rule settings into the routes that reach the targets (or takes them

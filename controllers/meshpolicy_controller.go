@@ -153,7 +153,7 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 	}
 	if older != nil {
 		// Yield: take back whatever this policy had in force, so the older one alone governs.
-		if err := r.release(ctx, p, nil); err != nil {
+		if err := r.release(ctx, p); err != nil {
 			return outcome{reason: meshv1alpha1.ReasonApplyFailed, message: err.Error(), retry: err}
 		}
 		st.Resources, st.Unsupported = nil, nil
@@ -201,7 +201,11 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 	unsupported, partial := policy.Check(prov.Matrix(), &p.Spec)
 	st.Unsupported = policy.Merge(unsupported, out.Unsupported...)
 
-	applied, routes, err := r.apply(ctx, p, services, out)
+	applied, carrying, err := r.apply(ctx, p, services, out)
+	if err != nil {
+		// Keep track of what was written before the failure, for the next prune.
+		st.Resources = unionRefs(st.Resources, applied)
+	}
 	if errors.Is(err, errNotOwned) {
 		return outcome{reason: meshv1alpha1.ReasonObjectNotOwned, message: err.Error(), stalled: true}
 	}
@@ -210,8 +214,8 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 	}
 	st.Resources = applied
 	summary := fmt.Sprintf("translated for %s: %d objects", prov.Name(), countOwned(applied))
-	if len(routes) > 0 {
-		summary += fmt.Sprintf(", rule settings in HTTPRoute %s", strings.Join(routes, ", "))
+	if len(carrying) > 0 {
+		summary += fmt.Sprintf(", rule settings in HTTPRoute %s", strings.Join(carrying, ", "))
 	}
 	if len(st.Unsupported) > 0 {
 		var fields []string
@@ -422,7 +426,7 @@ func (r *MeshPolicyReconciler) finalize(ctx context.Context, p *meshv1alpha1.Mes
 	if !controllerutil.ContainsFinalizer(p, meshPolicyFinalizer) {
 		return nil
 	}
-	if err := r.release(ctx, p, nil); err != nil {
+	if err := r.release(ctx, p); err != nil {
 		log.FromContext(ctx).Error(err, "releasing the policy's settings")
 		return err
 	}
