@@ -38,6 +38,7 @@ type options struct {
 	webhookPort    int
 	webhookCertDir string
 	enableHTTP2    bool
+	consulEnt      bool
 	zap            zap.Options
 }
 
@@ -54,6 +55,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the webhook server.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Folder with tls.crt/tls.key for the webhook server; empty uses the controller-runtime default.")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics and webhook servers (off by default: HTTP/2 stream-reset and rapid-reset weaknesses).")
+	fs.BoolVar(&o.consulEnt, "consul-enterprise", false, "The cluster's Consul is Enterprise: MeshPolicy rate limits and locality are written for it (Consul CE refuses a config entry that carries them, so without this flag they are reported unsupported).")
 	o.zap = zap.Options{}
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +126,9 @@ func run(o *options) error {
 			return controllers.SetupRolloutController(m, &controllers.RolloutGates{Client: m.GetClient(), Evaluator: evaluator})
 		},
 		"healthgate": func(m ctrl.Manager) error { return controllers.SetupHealthGateController(m, evaluator) },
-		"meshpolicy": controllers.SetupMeshPolicyController,
+		"meshpolicy": func(m ctrl.Manager) error {
+			return controllers.SetupMeshPolicyController(m, controllers.MeshPolicyOptions{ConsulEnterprise: o.consulEnt})
+		},
 	} {
 		if err := setup(mgr); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", name, err)

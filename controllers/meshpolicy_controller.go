@@ -61,15 +61,23 @@ type MeshPolicyReconciler struct {
 	Client   client.Client
 	Mapper   meta.RESTMapper
 	Recorder events.EventRecorder
+	Options  MeshPolicyOptions
 
-	capsMu      sync.Mutex
-	caps        policy.Capabilities
-	capsVersion string // of the HTTPRoute CRD caps were read from
+	retryMu      sync.Mutex
+	retry        bool   // the HTTPRoute CRD has rules[].retry
+	retryVersion string // of the HTTPRoute CRD retry was read from
+}
+
+// MeshPolicyOptions are facts about the cluster that discovery can't find.
+type MeshPolicyOptions struct {
+	// ConsulEnterprise: the cluster's Consul is Enterprise, which takes rate limits and
+	// locality (Consul CE refuses a config entry carrying them).
+	ConsulEnterprise bool
 }
 
 // SetupMeshPolicyController registers the MeshPolicy controller.
-func SetupMeshPolicyController(mgr ctrl.Manager) error {
-	r := &MeshPolicyReconciler{Client: mgr.GetClient(), Mapper: mgr.GetRESTMapper(), Recorder: mgr.GetEventRecorder("sluice-meshpolicy")}
+func SetupMeshPolicyController(mgr ctrl.Manager, opts MeshPolicyOptions) error {
+	r := &MeshPolicyReconciler{Client: mgr.GetClient(), Mapper: mgr.GetRESTMapper(), Recorder: mgr.GetEventRecorder("sluice-meshpolicy"), Options: opts}
 	b := ctrl.NewControllerManagedBy(mgr).Named("meshpolicy").
 		For(&meshv1alpha1.MeshPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Another policy's arrival or departure decides conflicts; a target's change (selector,
@@ -183,9 +191,9 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 	if len(missing) > 0 {
 		return outcome{reason: meshv1alpha1.ReasonTargetNotFound, message: fmt.Sprintf("Service %s not found in namespace %s; nothing was changed", strings.Join(missing, ", "), p.Namespace)}
 	}
-	var caps policy.Capabilities
+	caps := policy.Capabilities{ConsulEnterprise: r.Options.ConsulEnterprise}
 	if prov.Name() == meshv1alpha1.ProviderGatewayAPI { // the only provider that asks
-		if caps, err = r.capabilities(ctx); err != nil {
+		if caps.HTTPRouteRetry, err = r.httpRouteRetry(ctx); err != nil {
 			return outcome{reason: "DiscoveryFailed", message: err.Error(), retry: err}
 		}
 	}
@@ -311,31 +319,31 @@ func workloadsOf(s corev1.Service) corev1.Service {
 	return s
 }
 
-// capabilities reads what the installed APIs can express: whether the HTTPRoute CRD has
-// rules[].retry (the Gateway API experimental channel). The CRD is large (its schema is
-// hundreds of kilobytes), so it is read whole only when its resourceVersion changed.
-func (r *MeshPolicyReconciler) capabilities(ctx context.Context) (policy.Capabilities, error) {
+// httpRouteRetry reads whether the installed HTTPRoute CRD has rules[].retry (the Gateway API
+// experimental channel). The CRD is large (its schema is hundreds of kilobytes), so it is read
+// whole only when its resourceVersion changed.
+func (r *MeshPolicyReconciler) httpRouteRetry(ctx context.Context) (bool, error) {
 	key := client.ObjectKey{Name: "httproutes.gateway.networking.k8s.io"}
 	crdGVK := schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
 	head := &metav1.PartialObjectMetadata{}
 	head.SetGroupVersionKind(crdGVK)
 	if err := r.Client.Get(ctx, key, head); err != nil {
 		if client.IgnoreNotFound(err) == nil {
-			return policy.Capabilities{}, nil
+			return false, nil
 		}
-		return policy.Capabilities{}, fmt.Errorf("reading the HTTPRoute CRD: %w", err)
+		return false, fmt.Errorf("reading the HTTPRoute CRD: %w", err)
 	}
-	r.capsMu.Lock()
-	defer r.capsMu.Unlock()
-	if r.capsVersion != "" && r.capsVersion == head.ResourceVersion {
-		return r.caps, nil
+	r.retryMu.Lock()
+	defer r.retryMu.Unlock()
+	if r.retryVersion != "" && r.retryVersion == head.ResourceVersion {
+		return r.retry, nil
 	}
 	crd := &unstructured.Unstructured{}
 	crd.SetGroupVersionKind(crdGVK)
 	if err := r.Client.Get(ctx, key, crd); err != nil {
-		return policy.Capabilities{}, fmt.Errorf("reading the HTTPRoute CRD: %w", err)
+		return false, fmt.Errorf("reading the HTTPRoute CRD: %w", err)
 	}
-	caps := policy.Capabilities{}
+	retry := false
 	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
 	for _, v := range versions {
 		vm, _ := v.(map[string]any)
@@ -343,10 +351,10 @@ func (r *MeshPolicyReconciler) capabilities(ctx context.Context) (policy.Capabil
 			continue
 		}
 		_, found, _ := unstructured.NestedMap(vm, "schema", "openAPIV3Schema", "properties", "spec", "properties", "rules", "items", "properties", "retry")
-		caps.HTTPRouteRetry = found
+		retry = found
 	}
-	r.caps, r.capsVersion = caps, crd.GetResourceVersion()
-	return caps, nil
+	r.retry, r.retryVersion = retry, crd.GetResourceVersion()
+	return retry, nil
 }
 
 func targetNames(p *meshv1alpha1.MeshPolicy) []string {

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			return nil, err
 		}
-		if err := controllers.SetupMeshPolicyController(mgr); err != nil {
+		if err := controllers.SetupMeshPolicyController(mgr, controllers.MeshPolicyOptions{}); err != nil {
 			return nil, err
 		}
 		stop := testenv.RunManager(mgr)

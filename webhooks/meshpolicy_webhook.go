@@ -59,7 +59,7 @@ func (v MeshPolicyValidator) ValidateUpdate(ctx context.Context, _, p *meshv1alp
 
 // expressible rejects a policy whose explicit provider can't express a field it sets: by the
 // provider's support matrix, and by its translation of the values (translated against
-// stand-in Services with a selector and a port, and with every optional API installed, so only
+// stand-in Services with a selector and a port, and with every optional API and edition, so only
 // what the policy itself asks decides). With provider auto the choice is the cluster's, and the
 // controller reports gaps in status instead.
 func expressible(p *meshv1alpha1.MeshPolicy) error {
@@ -82,7 +82,7 @@ func expressible(p *meshv1alpha1.MeshPolicy) error {
 			},
 		})
 	}
-	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: policy.Capabilities{HTTPRouteRetry: true}})
+	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: policy.Capabilities{HTTPRouteRetry: true, ConsulEnterprise: true}})
 	if err != nil {
 		return fmt.Errorf("spec: %w", err)
 	}

@@ -54,6 +54,10 @@ type Capabilities struct {
 	// HTTPRouteRetry: the installed HTTPRoute has spec.rules[].retry (Gateway API's
 	// experimental channel; the standard channel of v1.6 does not).
 	HTTPRouteRetry bool
+	// ConsulEnterprise: the cluster's Consul is Enterprise (rate limits, locality). Discovery
+	// can't tell the edition; the manager's --consul-enterprise flag says so. Consul CE
+	// refuses a whole config entry that carries an Enterprise field.
+	ConsulEnterprise bool
 }
 
 // Output is what a provider wants in the cluster for one policy.

@@ -19,11 +19,14 @@ type testCase struct {
 	name     string
 	spec     meshv1alpha1.MeshPolicySpec
 	services func(ns string) []corev1.Service
+	// community: the cluster runs Consul CE (the manager is not told it is Enterprise).
+	community bool
 }
 
 // input is the translation input of the case in namespace ns.
 func (c testCase) input(ns string) policy.Input {
-	return policy.Input{Policy: policytest.Policy(ns, "payments-policy", c.spec), Services: c.services(ns)}
+	return policy.Input{Policy: policytest.Policy(ns, "payments-policy", c.spec), Services: c.services(ns),
+		Capabilities: policy.Capabilities{ConsulEnterprise: !c.community}}
 }
 
 func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
@@ -180,6 +183,20 @@ func cases() []testCase {
 				Locality:      &meshv1alpha1.Locality{PreferClose: true},
 			},
 			services: payments,
+		},
+		{
+			// Consul CE: the Enterprise-only rate limit and locality are reported, not written,
+			// so the ServiceDefaults (mTLS mode) and ServiceResolver (balancing) still sync.
+			name: "community-edition",
+			spec: meshv1alpha1.MeshPolicySpec{
+				TargetRefs:   policytest.Targets("payments"),
+				MTLS:         &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
+				RateLimit:    &meshv1alpha1.RateLimit{RequestsPerSecond: 50, Burst: ptr.To[int32](80)},
+				LoadBalancer: &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerLeastRequest},
+				Locality:     &meshv1alpha1.Locality{PreferClose: true},
+			},
+			services:  payments,
+			community: true,
 		},
 	}
 }

@@ -8,7 +8,7 @@ import (
 const (
 	noteCallerSideLimit = "Consul sets connection-pool limits only on the calling side (upstreamConfig.limits in each caller's own ServiceDefaults), never on the called service."
 	noteOutlier         = "Consul configures outlier detection (upstreamConfig.passiveHealthCheck) only on the calling side, in each caller's own ServiceDefaults, never on the called service."
-	noteRateLimit       = "ServiceDefaults rateLimits.instanceLevel, enforced per instance (the service accepts this rate times its instances) and only by Consul Enterprise 1.17+: Consul CE refuses the whole ServiceDefaults, mTLS mode and protocol included."
+	noteRateLimit       = "ServiceDefaults rateLimits.instanceLevel, enforced per instance (the service accepts this rate times its instances) and only by Consul Enterprise 1.17+: Consul CE refuses the whole ServiceDefaults, mTLS mode and protocol included, so Sluice writes it only when the manager runs with --consul-enterprise (else it is reported unsupported)."
 )
 
 // Matrix says how Consul expresses each policy field. The notes assume Consul CE unless they
@@ -41,13 +41,13 @@ func (Provider) Matrix() policy.Matrix {
 		"circuitBreaker.outlierDetection.maxEjectionPercent": {Level: policy.Unsupported, Note: noteOutlier},
 
 		"rateLimit.requestsPerSecond": {Level: policy.Partial, Note: noteRateLimit},
-		"rateLimit.burst":             {Level: policy.Partial, Note: "ServiceDefaults rateLimits.instanceLevel.requestsMaxBurst, with the same limits as requestsPerSecond: per instance, Consul Enterprise only."},
+		"rateLimit.burst":             {Level: policy.Partial, Note: "ServiceDefaults rateLimits.instanceLevel.requestsMaxBurst, with the same limits as requestsPerSecond: per instance, Consul Enterprise only (--consul-enterprise)."},
 
 		"loadBalancer.algorithm":                  {Level: policy.Full, Note: "ServiceResolver loadBalancer.policy round_robin, least_request, random, or ring_hash for ConsistentHash."},
 		"loadBalancer.consistentHash.header":      {Level: policy.Full, Note: "ServiceResolver loadBalancer.hashPolicies field header."},
 		"loadBalancer.consistentHash.cookie.name": {Level: policy.Full, Note: "ServiceResolver loadBalancer.hashPolicies field cookie."},
 		"loadBalancer.consistentHash.cookie.ttl":  {Level: policy.Full, Note: "ServiceResolver loadBalancer.hashPolicies cookieConfig.ttl."},
 
-		"locality.preferClose": {Level: policy.Partial, Note: "ServiceResolver prioritizeByLocality mode failover, only in Consul Enterprise and with zones known from the nodes' topology labels: Consul CE refuses the whole ServiceResolver, load balancing included."},
+		"locality.preferClose": {Level: policy.Partial, Note: "ServiceResolver prioritizeByLocality mode failover, only in Consul Enterprise and with zones known from the nodes' topology labels: Consul CE refuses the whole ServiceResolver, load balancing included, so Sluice writes it only when the manager runs with --consul-enterprise (else it is reported unsupported)."},
 	}
 }

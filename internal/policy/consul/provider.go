@@ -11,6 +11,7 @@ package consul
 
 import (
 	"errors"
+	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -54,6 +55,13 @@ func (Provider) Translate(in policy.Input) (policy.Output, error) {
 	}
 	spec := &in.Policy.Spec
 	var out policy.Output
+	if !in.Capabilities.ConsulEnterprise {
+		// Consul CE would refuse the whole ServiceDefaults or ServiceResolver (mTLS mode,
+		// protocol and load balancing with it): leave the Enterprise fields out and say so.
+		spec = spec.DeepCopy()
+		out.Unsupported = append(out.Unsupported, enterpriseGaps(spec)...)
+		spec.RateLimit, spec.Locality = nil, nil
+	}
 
 	intentions, err := intentionSources(spec.Authorization)
 	if err != nil {
@@ -83,4 +91,21 @@ func (Provider) Translate(in policy.Input) (policy.Output, error) {
 		out.Objects = append(out.Objects, group...)
 	}
 	return out, nil
+}
+
+// enterpriseGaps are the fields only Consul Enterprise takes, for a cluster not declared
+// Enterprise.
+func enterpriseGaps(spec *meshv1alpha1.MeshPolicySpec) []meshv1alpha1.UnsupportedField {
+	const ce = "Consul CE has no %s and would refuse the whole %s; on Consul Enterprise, run the Sluice manager with --consul-enterprise"
+	var out []meshv1alpha1.UnsupportedField
+	if spec.RateLimit != nil {
+		out = append(out, meshv1alpha1.UnsupportedField{Field: "rateLimit.requestsPerSecond", Reason: fmt.Sprintf(ce, "rate limits", "ServiceDefaults")})
+		if spec.RateLimit.Burst != nil {
+			out = append(out, meshv1alpha1.UnsupportedField{Field: "rateLimit.burst", Reason: fmt.Sprintf(ce, "rate limits", "ServiceDefaults")})
+		}
+	}
+	if spec.Locality != nil && spec.Locality.PreferClose {
+		out = append(out, meshv1alpha1.UnsupportedField{Field: "locality.preferClose", Reason: fmt.Sprintf(ce, "locality-aware routing", "ServiceResolver")})
+	}
+	return out
 }
