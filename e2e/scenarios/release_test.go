@@ -158,9 +158,10 @@ func TestBadCanaryIsRolledBack(t *testing.T) {
 		t.Errorf("abortReason %q", r.Status.AbortReason)
 	}
 	weightZero := <-zero
-	// Judge the traffic after Traefik's apply delay: a second of requests first.
+	// Judge the traffic after Traefik's apply delay: two seconds of requests first (the lag
+	// itself is judged below, from the last answer of v3).
 	rolled := g.Snapshot()
-	waitTraffic(t, g, "a second of traffic after rollback", func(c load.Counts) bool { return c.Since(rolled).Total >= 40 })
+	waitTraffic(t, g, "two seconds of traffic after rollback", func(c load.Counts) bool { return c.Since(rolled).Total >= 80 })
 	settled := g.Snapshot()
 	waitTraffic(t, g, "traffic after rollback", func(c load.Counts) bool { return c.Since(settled).Total >= 80 })
 	c := g.Snapshot()
