@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -16,6 +17,8 @@ import (
 )
 
 // +kubebuilder:webhook:path=/mutate-mesh-sluice-dev-v1alpha1-meshpolicy,mutating=true,failurePolicy=ignore,sideEffects=None,groups=mesh.sluice.dev,resources=meshpolicies,verbs=create;update,versions=v1alpha1,name=mmeshpolicy.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=meshpolicies,verbs=get;list;watch
+
 // +kubebuilder:webhook:path=/validate-mesh-sluice-dev-v1alpha1-meshpolicy,mutating=false,failurePolicy=fail,sideEffects=None,groups=mesh.sluice.dev,resources=meshpolicies,verbs=create;update,versions=v1alpha1,name=vmeshpolicy.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
 
 // MeshPolicyDefaulter writes the getters' defaults into the spec.
@@ -106,6 +109,33 @@ func (v MeshPolicyValidator) targets(ctx context.Context, p *meshv1alpha1.MeshPo
 	var w admission.Warnings
 	for i, t := range p.Spec.TargetRefs {
 		w = append(w, v.refs.missing(ctx, corev1.SchemeGroupVersion.WithKind("Service"), p.Namespace, t.Name, fmt.Sprintf("spec.targetRefs[%d]", i))...)
+	}
+	return append(w, v.governed(ctx, p)...)
+}
+
+// governed warns when another MeshPolicy already targets one of the policy's Services: the
+// older of two governs, so a new policy would be Conflicted and apply nothing. A warning, not
+// a rejection: the other policy may be on its way out in the same GitOps sync.
+func (v MeshPolicyValidator) governed(ctx context.Context, p *meshv1alpha1.MeshPolicy) admission.Warnings {
+	list := &meshv1alpha1.MeshPolicyList{}
+	if err := v.refs.reader.List(ctx, list, client.InNamespace(p.Namespace)); err != nil {
+		return admission.Warnings{fmt.Sprintf("could not check for other MeshPolicies on the same Services: %v", err)}
+	}
+	mine := map[string]bool{}
+	for _, t := range p.Spec.TargetRefs {
+		mine[t.Name] = true
+	}
+	var w admission.Warnings
+	for i := range list.Items {
+		q := &list.Items[i]
+		if q.Name == p.Name || !q.DeletionTimestamp.IsZero() {
+			continue
+		}
+		for _, t := range q.Spec.TargetRefs {
+			if mine[t.Name] {
+				w = append(w, fmt.Sprintf("spec.targetRefs: Service %s is already governed by MeshPolicy %s; the older policy wins, so unless this one is older it will be Conflicted and apply nothing", t.Name, q.Name))
+			}
+		}
 	}
 	return w
 }

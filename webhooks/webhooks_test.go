@@ -243,3 +243,22 @@ spec:
 		t.Errorf("the payments sample (istio) is rejected: %v", err)
 	}
 }
+
+// A second policy on a Service already governed is admitted with a warning naming the first.
+func TestMeshPolicyWarnsAboutAGovernedService(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	for i, name := range []string{"first", "second"} {
+		p := &meshv1alpha1.MeshPolicy{}
+		mustYAML(t, "metadata: {name: "+name+"}\nspec: {targetRefs: [{name: shop}], timeouts: {request: 5s}}\n", p)
+		p.Namespace = ns
+		warnings.take()
+		if err := warnClient.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		w := strings.Join(warnings.take(), "\n")
+		if got := strings.Contains(w, "already governed by MeshPolicy first"); got != (i == 1) {
+			t.Errorf("policy %s: warnings %q", name, w)
+		}
+	}
+}
