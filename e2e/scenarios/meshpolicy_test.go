@@ -69,6 +69,7 @@ func TestMeshPolicyRetriesAndRateLimitThroughTraefik(t *testing.T) {
 	if failed := retried.Total - retried.ByCode[200]; failed > 1 {
 		t.Errorf("with retries %d of %d requests failed: %+v", failed, retried.Total, retried)
 	}
+	t.Logf("refused connections: %d of %d failed without a policy, %d of %d with retries", raw.ByCode[502]+raw.Errors, raw.Total, retried.Total-retried.ByCode[200], retried.Total)
 
 	// Rate limit: 10 per second (burst 10) under 40 per second of load.
 	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"rateLimit":{"requestsPerSecond":10,"burst":10}}}`))
@@ -81,6 +82,7 @@ func TestMeshPolicyRetriesAndRateLimitThroughTraefik(t *testing.T) {
 	if ok, want := float64(limited.ByCode[200]), 10*took.Seconds(); ok > want+15 || ok < want-10 {
 		t.Errorf("with a limit of 10/s, %d answered 200 in %s (want about %.0f): %+v", limited.ByCode[200], took, want, limited)
 	}
+	t.Logf("rate limit 10/s: %d answered 200 and %d got 429 in %s", limited.ByCode[200], limited.ByCode[429], took.Round(time.Millisecond))
 	if limited.ByCode[502]+limited.Errors != 0 {
 		t.Errorf("with retries and a rate limit some requests still failed: %+v", limited)
 	}
