@@ -129,9 +129,6 @@ func (r *MeshPolicyReconciler) syncRoutes(ctx context.Context, p *meshv1alpha1.M
 			mine[ref.Name] = true
 		}
 	}
-	if settings.Empty() && len(mine) == 0 && !r.mayCarry(ctx, p) {
-		return nil, nil
-	}
 	rollouts := &meshv1alpha1.RolloutList{}
 	if err := r.Client.List(ctx, rollouts, client.InNamespace(p.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing Rollouts in %s: %w", p.Namespace, err)
@@ -143,11 +140,6 @@ func (r *MeshPolicyReconciler) syncRoutes(ctx context.Context, p *meshv1alpha1.M
 		Settings:    settings,
 		OwnedFilter: func(name string) bool { return mine[name] },
 	})
-}
-
-// mayCarry: a policy whose provider writes rule settings may have left some in routes.
-func (r *MeshPolicyReconciler) mayCarry(_ context.Context, p *meshv1alpha1.MeshPolicy) bool {
-	return p.Status.Provider == meshv1alpha1.ProviderGatewayAPI || p.Status.Provider == meshv1alpha1.ProviderTraefik
 }
 
 // annotateService server-side applies only the policy's annotations on a Service it does not

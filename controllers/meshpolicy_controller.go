@@ -192,7 +192,7 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 		return outcome{reason: meshv1alpha1.ReasonTargetNotFound, message: fmt.Sprintf("Service %s not found in namespace %s; nothing was changed", strings.Join(missing, ", "), p.Namespace)}
 	}
 	caps := policy.Capabilities{ConsulEnterprise: r.Options.ConsulEnterprise}
-	if prov.Name() == meshv1alpha1.ProviderGatewayAPI { // the only provider that asks
+	if n := prov.Name(); n == meshv1alpha1.ProviderGatewayAPI || n == meshv1alpha1.ProviderIstio { // the providers that write HTTPRoute retry
 		if caps.HTTPRouteRetry, err = r.httpRouteRetry(ctx); err != nil {
 			return outcome{reason: "DiscoveryFailed", message: err.Error(), retry: err}
 		}
@@ -201,8 +201,12 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 	if err := r.Client.List(ctx, rollouts, client.InNamespace(p.Namespace)); err != nil {
 		return outcome{reason: "ReadFailed", message: err.Error(), retry: err}
 	}
+	routed, err := routes.Routed(ctx, r.Client, p.Namespace, targetNames(p))
+	if err != nil {
+		return outcome{reason: "ReadFailed", message: err.Error(), retry: err}
+	}
 	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: caps,
-		Backends: routes.SlotServices(targetNames(p), rollouts.Items)})
+		Backends: routes.SlotServices(targetNames(p), rollouts.Items), Routed: routed})
 	if err != nil {
 		return outcome{reason: "TranslationFailed", message: err.Error(), stalled: true}
 	}

@@ -47,6 +47,10 @@ type Input struct {
 	// provider whose settings attach to the destination host (a DestinationRule) writes them
 	// for these hosts too, or a release would run its canary without them.
 	Backends map[string][]string
+	// Routed are the targets a GAMMA HTTPRoute routes (a parentRef of kind Service names them;
+	// a Rollout's east-west route does). Istio turns such a route into the Service's
+	// VirtualService, so its timeouts and retries belong in the route's rules.
+	Routed map[string]bool
 }
 
 // Capabilities are facts about the installed APIs, found by discovery.

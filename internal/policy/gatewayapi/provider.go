@@ -36,10 +36,16 @@ func (Provider) Translate(in policy.Input) (policy.Output, error) {
 		return policy.Output{}, errors.New("gatewayAPI: no policy to translate")
 	}
 	spec := &in.Policy.Spec
+	rules, gaps := RouteSettings(spec, in.Capabilities)
+	return policy.Output{Rules: rules, Unsupported: policy.Merge(mtlsGaps(spec), gaps...)}, nil
+}
+
+// RouteSettings are the policy's request timeout and retries as HTTPRoute rule settings (nil
+// when it sets neither), with what can't be written. Istio uses them too, for a Service whose
+// traffic a GAMMA HTTPRoute already routes.
+func RouteSettings(spec *meshv1alpha1.MeshPolicySpec, caps policy.Capabilities) (*policy.RuleSettings, []meshv1alpha1.UnsupportedField) {
 	rules := &policy.RuleSettings{}
 	var gaps []meshv1alpha1.UnsupportedField
-
-	gaps = append(gaps, mtlsGaps(spec)...)
 	if spec.Timeouts != nil && spec.Timeouts.Request != nil {
 		d, err := formatDuration(spec.Timeouts.Request.Duration)
 		if err != nil {
@@ -48,13 +54,11 @@ func (Provider) Translate(in policy.Input) (policy.Output, error) {
 			rules.Timeouts = &gwv1.HTTPRouteTimeouts{Request: &d}
 		}
 	}
-	gaps = append(gaps, translateRetries(spec, in.Capabilities, rules)...)
-
-	out := policy.Output{Unsupported: policy.Merge(nil, gaps...)}
-	if !rules.Empty() {
-		out.Rules = rules
+	gaps = append(gaps, translateRetries(spec, caps, rules)...)
+	if rules.Empty() {
+		return nil, gaps
 	}
-	return out, nil
+	return rules, gaps
 }
 
 // mtlsGaps: Gateway API can't ask for mutual TLS, so only Disabled (nothing to write) holds.

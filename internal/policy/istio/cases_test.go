@@ -101,6 +101,20 @@ func cases(ns string) []tcase {
 			return in
 		}()},
 
+		// A Service a GAMMA HTTPRoute routes (a Rollout's east-west route): Istio makes that
+		// route its VirtualService, so timeouts and retries go into the route's rules, and
+		// the policy's other target still gets a VirtualService.
+		{name: "gamma-routed", in: func() policy.Input {
+			in := input("checkout", meshv1alpha1.MeshPolicySpec{
+				TargetRefs: policytest.Targets("checkout", "ledger"),
+				Timeouts:   &meshv1alpha1.Timeouts{Request: dur(4 * time.Second)},
+				Retries:    &meshv1alpha1.Retries{Attempts: 2, PerTryTimeout: dur(time.Second), RetryOn: []meshv1alpha1.RetryOn{"5xx", "connect-failure"}},
+			}, policytest.Service(ns, "checkout", 8080), policytest.Service(ns, "ledger", 8080))
+			in.Routed = map[string]bool{"checkout": true}
+			in.Capabilities.HTTPRouteRetry = true
+			return in
+		}()},
+
 		// No rules: deny all. mTLS off, header hashing, locality explicitly off.
 		{name: "deny-all", in: input("vault", meshv1alpha1.MeshPolicySpec{
 			TargetRefs:    policytest.Targets("vault"),

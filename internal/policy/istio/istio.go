@@ -12,6 +12,7 @@ import (
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/policy"
+	"github.com/sluice-mesh/sluice/internal/policy/gatewayapi"
 )
 
 // The kinds the provider writes, all at the v1 API (served since Istio 1.22).
@@ -64,7 +65,7 @@ func (provider) Translate(in policy.Input) (policy.Output, error) {
 				drs = append(drs, object(destinationRuleGVK, in.Policy.Namespace, policy.ObjectName(in.Policy.Name, host), destinationRuleSpec(host, traffic)))
 			}
 		}
-		if route != nil {
+		if route != nil && !in.Routed[svc.Name] {
 			vss = append(vss, obj(virtualServiceGVK, virtualServiceSpec(svc, route)))
 		}
 		// PeerAuthentication and AuthorizationPolicy select pods: without a Service
@@ -82,10 +83,27 @@ func (provider) Translate(in policy.Input) (policy.Output, error) {
 		}
 	}
 	out := policy.Output{Unsupported: g.list()}
+	if routed(in) {
+		// Istio makes a GAMMA HTTPRoute the Service's VirtualService, and a second one for the
+		// host would not be merged with it: the route's rules carry timeouts and retries.
+		rules, gaps := gatewayapi.RouteSettings(spec, in.Capabilities)
+		out.Rules = rules
+		out.Unsupported = policy.Merge(out.Unsupported, gaps...)
+	}
 	for _, group := range [][]*unstructured.Unstructured{drs, pas, aps, vss} {
 		out.Objects = append(out.Objects, group...)
 	}
 	return out, nil
+}
+
+// routed reports whether a GAMMA HTTPRoute routes one of the targets.
+func routed(in policy.Input) bool {
+	for i := range in.Services {
+		if in.Routed[in.Services[i].Name] {
+			return true
+		}
+	}
+	return false
 }
 
 // object is a generated resource without labels or owners (the controller adds them).

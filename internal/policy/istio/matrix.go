@@ -6,7 +6,7 @@ import "github.com/sluice-mesh/sluice/internal/policy"
 const (
 	// A VirtualService for a host replaces Istio's default route for it, and sidecars use one
 	// per host: two (a user's, or one Istio makes from a GAMMA HTTPRoute) are not merged.
-	routeCaveat = "; sidecars use one VirtualService per host, so it conflicts with another VirtualService or a GAMMA HTTPRoute for the same Service, and it does not apply to traffic from ingress gateways"
+	routeCaveat = "; sidecars use one VirtualService per host, so it would conflict with another VirtualService for the Service, and it does not apply to traffic from ingress gateways. For a Service a GAMMA HTTPRoute routes (a Rollout's east-west route), the route's rules get timeouts.request and retry instead (retry needs the Gateway API experimental channel)"
 	// Envoy's circuit breakers count per proxy, not per destination.
 	perCaller = ", counted by each calling sidecar on its own, so the Service can see that limit from every caller at once"
 	// PeerAuthentication and AuthorizationPolicy select workloads, not Services.

@@ -120,3 +120,34 @@ func syncRoute(ctx context.Context, c client.Client, e Edit, rt *unstructured.Un
 	}
 	return carries, nil
 }
+
+// Routed returns the targets a GAMMA HTTPRoute of the namespace routes: a parentRef of kind
+// Service (core group, same namespace) names them. Without the HTTPRoute API, none.
+func Routed(ctx context.Context, c client.Reader, namespace string, targets []string) (map[string]bool, error) {
+	list := &gwv1.HTTPRouteList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("listing HTTPRoutes in %s: %w", namespace, err)
+	}
+	want := map[string]bool{}
+	for _, t := range targets {
+		want[t] = true
+	}
+	out := map[string]bool{}
+	for i := range list.Items {
+		for _, ref := range list.Items[i].Spec.ParentRefs {
+			if ref.Kind == nil || *ref.Kind != "Service" || (ref.Group != nil && *ref.Group != "") {
+				continue
+			}
+			if ref.Namespace != nil && string(*ref.Namespace) != namespace {
+				continue
+			}
+			if want[string(ref.Name)] {
+				out[string(ref.Name)] = true
+			}
+		}
+	}
+	return out, nil
+}

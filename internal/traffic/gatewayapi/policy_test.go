@@ -63,3 +63,20 @@ func rolloutFor(service string) meshv1alpha1.Rollout {
 	ro.Spec.Service.Name = service
 	return ro
 }
+
+// routes.Routed finds the targets a GAMMA route (a Service parent) routes: the generated
+// route's Service parent "checkout" is one; its Gateway parent and other names are not.
+func TestRoutedFindsGAMMAParents(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	if err := New(k8s).Apply(ctx, generatedSplit(ns)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := routes.Routed(ctx, k8s, ns, []string{"checkout", "edge", "cart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got["checkout"] {
+		t.Errorf("Routed = %v, want only checkout", got)
+	}
+}
