@@ -39,6 +39,8 @@ type options struct {
 	webhookCertDir string
 	enableHTTP2    bool
 	consulEnt      bool
+	kubeQPS        float64
+	kubeBurst      int
 	zap            zap.Options
 }
 
@@ -55,6 +57,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the webhook server.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Folder with tls.crt/tls.key for the webhook server; empty uses the controller-runtime default.")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics and webhook servers (off by default: HTTP/2 stream-reset and rapid-reset weaknesses).")
+	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "Requests per second the manager may send to the API server (client-side rate limit).")
+	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
 	fs.BoolVar(&o.consulEnt, "consul-enterprise", false, "The cluster's Consul is Enterprise: MeshPolicy rate limits and locality are written for it (Consul CE refuses a config entry that carries them, so without this flag they are reported unsupported).")
 	o.zap = zap.Options{}
 	o.zap.BindFlags(fs)
@@ -86,6 +90,10 @@ func run(o *options) error {
 	if err != nil {
 		return fmt.Errorf("no kubeconfig: %w", err)
 	}
+	// controller-runtime's default (20/s, burst 30) makes a namespace of MeshPolicies and
+	// Rollouts wait on the client's limiter after a resync; the API server has its own
+	// priority and fairness to protect itself.
+	cfg.QPS, cfg.Burst = float32(o.kubeQPS), o.kubeBurst
 
 	var tlsOpts []func(*tls.Config)
 	if !o.enableHTTP2 {

@@ -36,7 +36,7 @@ func TestHelpListsTheFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
-	for _, f := range []string{"metrics-bind-address", "metrics-secure", "health-probe-bind-address", "leader-elect", "namespaces", "webhooks", "webhook-port", "zap-log-level", "kubeconfig"} {
+	for _, f := range []string{"metrics-bind-address", "metrics-secure", "health-probe-bind-address", "leader-elect", "namespaces", "webhooks", "webhook-port", "zap-log-level", "kubeconfig", "kube-api-qps", "kube-api-burst", "consul-enterprise"} {
 		if !strings.Contains(string(out), "-"+f) {
 			t.Errorf("--help does not list --%s:\n%s", f, out)
 		}
