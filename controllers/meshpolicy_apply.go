@@ -24,7 +24,7 @@ import (
 // Middleware that isn't there), then Service annotations and route rule settings, then takes
 // out what the previous translation had and this one doesn't. It returns the new inventory
 // and the routes that carry rule settings; on an error, what it applied so far.
-func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPolicy, services []corev1.Service, out policy.Output) ([]meshv1alpha1.ResourceReference, []string, error) {
+func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPolicy, services []string, out policy.Output) ([]meshv1alpha1.ResourceReference, []string, error) {
 	var refs []meshv1alpha1.ResourceReference
 	// Objects in the inventory were created by this policy: only new names need the check
 	// that they are not someone else's.
@@ -58,12 +58,19 @@ func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPo
 		refs = append(refs, refOf(obj))
 	}
 	if len(out.ServiceAnnotations) > 0 {
-		for i := range services {
-			s := &services[i]
-			if err := r.annotateService(ctx, s.Namespace, s.Name, out.ServiceAnnotations); err != nil {
+		for _, name := range services {
+			// A slot Service the Rollout has not made yet is annotated once it exists (the
+			// Service watch brings the policy back); an apply would try to create it.
+			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, &corev1.Service{}); err != nil {
+				if client.IgnoreNotFound(err) == nil {
+					continue
+				}
+				return refs, nil, fmt.Errorf("reading Service %s: %w", name, err)
+			}
+			if err := r.annotateService(ctx, p.Namespace, name, out.ServiceAnnotations); err != nil {
 				return refs, nil, err
 			}
-			refs = append(refs, meshv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Service", Name: s.Name})
+			refs = append(refs, meshv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Service", Name: name})
 		}
 	}
 	sortRefs(refs)

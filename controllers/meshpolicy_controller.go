@@ -205,15 +205,15 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 	if err != nil {
 		return outcome{reason: "ReadFailed", message: err.Error(), retry: err}
 	}
-	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: caps,
-		Backends: routes.SlotServices(targetNames(p), rollouts.Items), Routed: routed})
+	slots := routes.SlotServices(targetNames(p), rollouts.Items)
+	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: caps, Backends: slots, Routed: routed})
 	if err != nil {
 		return outcome{reason: "TranslationFailed", message: err.Error(), stalled: true}
 	}
 	unsupported, partial := policy.Check(prov.Matrix(), &p.Spec)
 	st.Unsupported = policy.Merge(unsupported, out.Unsupported...)
 
-	applied, carrying, err := r.apply(ctx, p, services, out)
+	applied, carrying, err := r.apply(ctx, p, annotated(services, slots), out)
 	if err != nil {
 		// Keep track of what was written before the failure, for the next prune.
 		st.Resources = unionRefs(st.Resources, applied)
@@ -359,6 +359,18 @@ func (r *MeshPolicyReconciler) httpRouteRetry(ctx context.Context) (bool, error)
 	}
 	r.retry, r.retryVersion = retry, crd.GetResourceVersion()
 	return retry, nil
+}
+
+// annotated are the Services that get a provider's Service annotations: the targets and, for
+// a Rollout's apex Service, its slot Services, whose load balancers serve the released traffic
+// (Linkerd reads failure accrual from the Service it balances).
+func annotated(targets []corev1.Service, slots map[string][]string) []string {
+	var out []string
+	for i := range targets {
+		out = append(out, targets[i].Name)
+		out = append(out, slots[targets[i].Name]...)
+	}
+	return out
 }
 
 func targetNames(p *meshv1alpha1.MeshPolicy) []string {

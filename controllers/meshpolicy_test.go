@@ -405,3 +405,39 @@ func TestMeshPolicyDoesNotAdoptForeignObjects(t *testing.T) {
 		t.Errorf("the user's Middleware was changed: %v", got.Object)
 	}
 }
+
+// A Service a Rollout releases: Linkerd's Service annotations go on its slot Services too (each
+// has its own load balancer, where failure accrual acts).
+func TestMeshPolicyLinkerdCoversRolloutSlots(t *testing.T) {
+	ctx := context.Background()
+	ns := policyNamespace(t, "mp-slots")
+	createService(t, ns) // the apex "shop"
+	for _, slot := range []string{"shop-a", "shop-b"} {
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: slot, Namespace: ns}, Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": slot}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+		if err := env.Client.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create(t, canaryRollout(ns, "shop")) // no Rollout controller runs here: only its spec is read
+	createPolicy(t, ns, "shop", meshv1alpha1.MeshPolicySpec{
+		TargetRefs:     targets("shop"),
+		Provider:       meshv1alpha1.ProviderLinkerd,
+		CircuitBreaker: &meshv1alpha1.CircuitBreaker{OutlierDetection: &meshv1alpha1.OutlierDetection{Consecutive5xx: 5, MaxEjectionPercent: ptr.To[int32](100)}},
+	})
+	p := waitPolicy(t, ns, "shop", "applied", func(p *meshv1alpha1.MeshPolicy) bool {
+		return condition(p, meshv1alpha1.ConditionAccepted).Status == metav1.ConditionTrue
+	})
+	for _, name := range []string{"shop", "shop-a", "shop-b"} {
+		svc := &corev1.Service{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, svc); err != nil {
+			t.Fatal(err)
+		}
+		if svc.Annotations["balancer.linkerd.io/failure-accrual"] != "consecutive" {
+			t.Errorf("Service %s annotations %v: no failure accrual", name, svc.Annotations)
+		}
+	}
+	if n := len(p.Status.Resources); n != 3 {
+		t.Errorf("resources %+v, want the three annotated Services", p.Status.Resources)
+	}
+}

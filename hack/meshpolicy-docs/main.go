@@ -65,8 +65,11 @@ func render() []byte {
 	w("Services, written with server-side apply (field manager `sluice-meshpolicy`) and removed with\n")
 	w("the policy. Every other object is created for the policy, owned by it, and deleted with it.\n")
 	w("For a Service a Rollout releases, selector-based objects (Istio's PeerAuthentication and\n")
-	w("AuthorizationPolicy, Linkerd's Server) select both slots' pods, and Istio's DestinationRule\n")
-	w("is written for the slot Services' hosts too, where the Rollout's route sends the traffic.\n\n")
+	w("AuthorizationPolicy, Linkerd's Server) select both slots' pods, Istio's DestinationRule is\n")
+	w("written for the slot Services' hosts too, where the Rollout's route sends the traffic, and\n")
+	w("Linkerd's Service annotations go on the slot Services as well. On Istio, a Service that a GAMMA\n")
+	w("HTTPRoute routes (a Rollout's east-west route) gets its timeouts and retries in that route's\n")
+	w("rules, as with provider gatewayAPI, not in a VirtualService Istio would not merge with it.\n\n")
 
 	w("## Support matrix\n\n")
 	w("| Field |")
