@@ -419,7 +419,16 @@ func TestMeshPolicyLinkerdCoversRolloutSlots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	create(t, canaryRollout(ns, "shop")) // no Rollout controller runs here: only its spec is read
+	// No Rollout controller runs during this test: only the Rollout's spec is read. It must be
+	// gone before the Rollout tests start managers that watch every namespace (its slot
+	// Services here are not theirs to apply).
+	ro := canaryRollout(ns, "shop")
+	create(t, ro)
+	t.Cleanup(func() {
+		if err := env.Client.Delete(context.Background(), ro); client.IgnoreNotFound(err) != nil {
+			t.Error(err)
+		}
+	})
 	createPolicy(t, ns, "shop", meshv1alpha1.MeshPolicySpec{
 		TargetRefs:     targets("shop"),
 		Provider:       meshv1alpha1.ProviderLinkerd,
