@@ -40,7 +40,7 @@ func BenchmarkRollbackToWeightZero(b *testing.B) {
 		}
 		return meshv1alpha1.VerdictPass
 	})
-	startManager(t, &g.stubGates)
+	startManager(t, c.ns, &g.stubGates)
 	c.target(t, "checkout")
 	create(t, canaryRollout(c.ns, "checkout"))
 	c.healthyOn(t, "checkout", meshv1alpha1.SlotA)

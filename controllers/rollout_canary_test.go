@@ -70,7 +70,7 @@ func (c *cluster) healthyOn(t testing.TB, name string, slot meshv1alpha1.Slot) *
 
 func TestCanaryWalksEveryStepToPromotionKeepingTheAnalyzedPods(t *testing.T) {
 	c := newCluster(t, "canary")
-	startManager(t, &stubGates{})
+	startManager(t, c.ns, &stubGates{})
 	c.target(t, "checkout")
 	create(t, canaryRollout(c.ns, "checkout"))
 

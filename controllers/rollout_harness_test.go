@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -75,22 +76,32 @@ type manager struct {
 	stopFn func() error
 }
 
-func startManager(t testing.TB, g *stubGates) *manager {
+// startManager runs a Rollout manager that sees only namespace ns: tests share one API server,
+// and a Rollout another test left behind must not be reconciled here.
+func startManager(t testing.TB, ns string, g *stubGates) *manager {
 	t.Helper()
-	mgr := newRolloutManager(t, func(ctrl.Manager) controllers.GateChecker { return g })
+	mgr := newRolloutManager(t, func(ctrl.Manager) controllers.GateChecker { return g }, ns)
 	m := &manager{t: t, gates: g, stopFn: testenv.RunManager(mgr)}
 	t.Cleanup(m.stop)
 	return m
 }
 
-// newRolloutManager is a manager with the Rollout controller, whose gate checker gates makes.
-func newRolloutManager(t testing.TB, gates func(ctrl.Manager) controllers.GateChecker) ctrl.Manager {
+// newRolloutManager is a manager with the Rollout controller, whose gate checker gates makes,
+// watching the given namespaces (all when none is given).
+func newRolloutManager(t testing.TB, gates func(ctrl.Manager) controllers.GateChecker, namespaces ...string) ctrl.Manager {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		// Each manager registers the same controller name; the registry is per process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if len(namespaces) > 0 {
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.Cache.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(env.Config, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

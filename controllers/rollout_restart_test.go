@@ -29,7 +29,7 @@ type finalState struct {
 func release(t *testing.T, restart bool) (finalState, int) {
 	c := newCluster(t, "restart")
 	g := &stubGates{}
-	m := startManager(t, g)
+	m := startManager(t, c.ns, g)
 	c.target(t, "checkout")
 	create(t, canaryRollout(c.ns, "checkout"))
 	c.healthyOn(t, "checkout", meshv1alpha1.SlotA)
@@ -47,7 +47,7 @@ func release(t *testing.T, restart bool) (finalState, int) {
 			seen = boundary
 			if restart && r.Status.Phase != meshv1alpha1.PhaseHealthy {
 				m.stop()
-				m = startManager(t, g)
+				m = startManager(t, c.ns, g)
 				restarts++
 			}
 		}

@@ -22,7 +22,7 @@ func TestFailingVerdictRollsBackAtOnce(t *testing.T) {
 		t.Run(step.name, func(t *testing.T) {
 			c := newCluster(t, "rollback")
 			g := &stubGates{}
-			startManager(t, g)
+			startManager(t, c.ns, g)
 			c.target(t, "checkout")
 			ro := canaryRollout(c.ns, "checkout")
 			ro.Spec.Strategy.Canary.Steps[4] = meshv1alpha1.CanaryStep{Analysis: &meshv1alpha1.AnalysisStep{Checks: 2}} // judged at 60% too
@@ -72,7 +72,7 @@ func TestFailingVerdictRollsBackAtOnce(t *testing.T) {
 func TestUnreachablePrometheusHoldsThenStallsThenResumes(t *testing.T) {
 	c := newCluster(t, "hold")
 	g := &stubGates{}
-	startManager(t, g)
+	startManager(t, c.ns, g)
 	c.target(t, "checkout")
 	ro := canaryRollout(c.ns, "checkout")
 	ro.Spec.Analysis.MaxHold = &metav1.Duration{Duration: 3 * time.Second}
@@ -111,7 +111,7 @@ func TestUnreachablePrometheusHoldsThenStallsThenResumes(t *testing.T) {
 // Manual actions with plain kubectl: abort rolls back; an unknown value is reported and removed.
 func TestAbortAndInvalidActionThroughTheAnnotation(t *testing.T) {
 	c := newCluster(t, "abort")
-	startManager(t, &stubGates{})
+	startManager(t, c.ns, &stubGates{})
 	c.target(t, "checkout")
 	create(t, canaryRollout(c.ns, "checkout"))
 	c.healthyOn(t, "checkout", meshv1alpha1.SlotA)

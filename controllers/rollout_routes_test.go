@@ -42,7 +42,7 @@ func wantRules(t *testing.T, c *cluster, route, want string) {
 
 func TestBlueGreenRouteAndPreview(t *testing.T) {
 	c := newCluster(t, "bluegreen")
-	startManager(t, &stubGates{})
+	startManager(t, c.ns, &stubGates{})
 	c.target(t, "web")
 	ro := canaryRollout(c.ns, "web")
 	ro.Spec.Strategy = meshv1alpha1.RolloutStrategy{BlueGreen: &meshv1alpha1.BlueGreenStrategy{
@@ -82,7 +82,7 @@ func TestBlueGreenRouteAndPreview(t *testing.T) {
 
 func TestABHeaderMatchAndMirrorRoute(t *testing.T) {
 	c := newCluster(t, "ab")
-	startManager(t, &stubGates{})
+	startManager(t, c.ns, &stubGates{})
 	c.target(t, "shop")
 	ro := canaryRollout(c.ns, "shop")
 	ro.Spec.Strategy.Canary.Steps = []meshv1alpha1.CanaryStep{{SetWeight: ptrTo(int32(10))}, {Pause: &meshv1alpha1.PauseStep{}}}
@@ -133,7 +133,7 @@ func itoa(i int) string {
 // backend and everything outside spec.rules stay byte for byte.
 func TestExistingRouteKeepsWhatSluiceDoesNotOwn(t *testing.T) {
 	c := newCluster(t, "existing")
-	startManager(t, &stubGates{})
+	startManager(t, c.ns, &stubGates{})
 	c.target(t, "shop")
 	userRoute := `
 apiVersion: gateway.networking.k8s.io/v1
