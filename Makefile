@@ -27,6 +27,10 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests.
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: upstream-crds
+upstream-crds: ## Refresh the Linkerd and Consul CRD schemas for tests from ../shared/testdata/crds.
+	go run ./hack/upstream-crds ../shared/testdata/crds internal/testenv/crds
+
 .PHONY: docs
 docs: ## Render docs/meshpolicy.md from the providers' support matrices.
 	go run ./hack/meshpolicy-docs docs/meshpolicy.md

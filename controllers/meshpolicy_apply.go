@@ -198,7 +198,7 @@ func (r *MeshPolicyReconciler) deleteOwned(ctx context.Context, p *meshv1alpha1.
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(gv.WithKind(ref.Kind))
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: ref.Name}, obj); err != nil {
-		if client.IgnoreNotFound(err) == nil || isNoMatch(err) {
+		if client.IgnoreNotFound(err) == nil || meta.IsNoMatchError(err) {
 			return nil // gone already, or its API with it
 		}
 		return fmt.Errorf("reading %s %s: %w", ref.Kind, ref.Name, err)
@@ -232,5 +232,3 @@ func sortRefs(refs []meshv1alpha1.ResourceReference) {
 		return a.Name < b.Name
 	})
 }
-
-func isNoMatch(err error) bool { return meta.IsNoMatchError(err) }

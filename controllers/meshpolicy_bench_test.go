@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -33,14 +34,14 @@ func BenchmarkMeshPolicySpecChangeToReady(b *testing.B) {
 
 func waitReadyB(b *testing.B, ns string) {
 	b.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	err := wait.PollUntilContextTimeout(context.Background(), 2*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
 		p := &meshv1alpha1.MeshPolicy{}
-		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "shop"}, p); err == nil &&
-			p.Status.ObservedGeneration == p.Generation && condition(p, meshv1alpha1.ConditionReady).Status == metav1.ConditionTrue {
-			return
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop"}, p); err != nil {
+			return false, nil
 		}
-		time.Sleep(2 * time.Millisecond)
+		return p.Status.ObservedGeneration == p.Generation && condition(p, meshv1alpha1.ConditionReady).Status == metav1.ConditionTrue, nil
+	})
+	if err != nil {
+		b.Fatal("the policy did not become Ready")
 	}
-	b.Fatal("the policy did not become Ready")
 }

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,7 +181,7 @@ func TestMeshPolicyTraefikWiresMiddlewaresAndCleansUp(t *testing.T) {
 			wired = append(wired, string(f.ExtensionRef.Name))
 		}
 	}
-	if strings.Join(sorted(wired), ",") != strings.Join(sorted(names), ",") {
+	if strings.Join(slices.Sorted(slices.Values(wired)), ",") != strings.Join(slices.Sorted(slices.Values(names)), ",") {
 		t.Errorf("rule to shop has ExtensionRefs %v, want %v", wired, names)
 	}
 	if len(rules[1].Filters) != 0 {
@@ -226,18 +227,6 @@ func patchSpec(t testing.TB, ns, name, patch string) {
 	if err := env.Client.Patch(context.Background(), p, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func sorted(s []string) []string {
-	out := append([]string{}, s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 // Two policies on one Service: the older governs, the newer is Conflicted and applies

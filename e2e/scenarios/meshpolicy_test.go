@@ -126,14 +126,17 @@ func waitPolicyReady(t *testing.T, ns, what string) *meshv1alpha1.MeshPolicy {
 func settle(t *testing.T, g *load.Generator, n int, cond func(load.Counts) bool) (load.Counts, time.Duration) {
 	t.Helper()
 	var window load.Counts
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		start := g.Snapshot()
-		deadline := time.Now().Add(30 * time.Second)
-		for g.Snapshot().Since(start).Total < n/4 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
+	start := g.Snapshot()
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
 		window = g.Snapshot().Since(start)
-		return cond(window), nil
+		if window.Total < n/4 {
+			return false, nil
+		}
+		if cond(window) {
+			return true, nil
+		}
+		start = g.Snapshot() // a window that failed: start the next one
+		return false, nil
 	})
 	if err != nil {
 		t.Fatalf("the data plane did not follow: last window %+v", window)

@@ -3,8 +3,6 @@ package gatewayapi
 import (
 	"testing"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"github.com/sluice-mesh/sluice/internal/policy/policytest"
 )
 
@@ -22,11 +20,7 @@ func TestApplyToAPIServer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			objs := append([]*unstructured.Unstructured{}, out.Objects...)
-			for _, svc := range in.Services {
-				objs = append(objs, policytest.RouteWith(t, in.Policy.Name, svc, out.Rules))
-			}
-			policytest.Apply(t, env.Config, objs)
+			policytest.ApplyWithRoutes(t, env.Config, in, out)
 		})
 	}
 }

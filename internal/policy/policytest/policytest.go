@@ -250,3 +250,14 @@ func RouteWith(t *testing.T, policyName string, svc corev1.Service, rs *policy.R
 	unstructured.RemoveNestedField(obj, "metadata", "creationTimestamp")
 	return &unstructured.Unstructured{Object: obj}
 }
+
+// ApplyWithRoutes applies the translation's objects and, per target Service, an HTTPRoute
+// whose rule carries the translation's rule settings (see RouteWith and Apply).
+func ApplyWithRoutes(t *testing.T, cfg *rest.Config, in policy.Input, out policy.Output) {
+	t.Helper()
+	objs := append([]*unstructured.Unstructured{}, out.Objects...)
+	for _, svc := range in.Services {
+		objs = append(objs, RouteWith(t, in.Policy.Name, svc, out.Rules))
+	}
+	Apply(t, cfg, objs)
+}

@@ -106,14 +106,19 @@ func Plan(e Edit, typed []gwv1.HTTPRouteRule, raw []any, marked bool) ([]any, bo
 				return nil, false, err
 			}
 			filters = append(policyFilters, filters...)
-			for key, v := range map[string]any{"timeouts": e.Settings.Timeouts, "retry": e.Settings.Retry} {
-				if isNil(v) {
+			for _, f := range []struct {
+				key string
+				set bool
+				v   any
+			}{{"timeouts", e.Settings.Timeouts != nil, e.Settings.Timeouts}, {"retry", e.Settings.Retry != nil, e.Settings.Retry}} {
+				key := f.key
+				if !f.set {
 					if marked {
 						delete(edited, key)
 					}
 					continue
 				}
-				j, err := jsonValue(v)
+				j, err := jsonValue(f.v)
 				if err != nil {
 					return nil, false, err
 				}
@@ -131,16 +136,6 @@ func Plan(e Edit, typed []gwv1.HTTPRouteRule, raw []any, marked bool) ([]any, bo
 		out = append(out, edited)
 	}
 	return out, carries, nil
-}
-
-func isNil(v any) bool {
-	switch t := v.(type) {
-	case *gwv1.HTTPRouteTimeouts:
-		return t == nil
-	case *gwv1.HTTPRouteRetry:
-		return t == nil
-	}
-	return v == nil
 }
 
 // reachesBackend: the rule has a backendRef to one of the edit's Services (core group, kind
