@@ -35,6 +35,10 @@ upstream-crds: ## Refresh the Linkerd and Consul CRD schemas for tests from ../s
 docs: ## Render docs/meshpolicy.md from the providers' support matrices.
 	go run ./hack/meshpolicy-docs docs/meshpolicy.md
 
+.PHONY: argocd
+argocd: ## Regenerate the status fixtures and config/argocd/argocd-cm.yaml from config/argocd's Lua.
+	go run ./hack/argocd-cm
+
 .PHONY: bundle
 bundle: manifests ## Regenerate the OLM bundle in bundles/sluice from config/.
 	go run ./hack/bundle --out bundles/sluice
@@ -60,12 +64,18 @@ envtest: ## Build kube-apiserver, etcd and kube-controller-manager from Go modul
 traefik: ## Build Traefik v3.7.12 from Go modules (cached in bin/traefik).
 	hack/traefik.sh >/dev/null
 
+# Checked before any long build: Debian packages (installed when root), and root.
+.PHONY: prereqs-test prereqs-demo
+prereqs-test prereqs-demo:
+	@hack/prereqs.sh $(@:prereqs-%=%)
+
 .PHONY: test
-test: manifests generate envtest traefik ## Run all tests: real API server, real Prometheus, and the e2e cluster (root, iproute2).
-	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test ./... -count=1 $(TEST_ARGS)
+test: prereqs-test manifests generate envtest traefik ## Run all tests: real API server, real Prometheus, and the e2e cluster (root, iproute2).
+	@# -timeout 30m: the e2e packages take turns on one machine-wide lock, so one waits for the other.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test ./... -count=1 -timeout 30m $(TEST_ARGS)
 
 .PHONY: verify
-verify: manifests generate bundle docs ## Regenerate and fail when generated files differ from git.
+verify: manifests generate bundle docs argocd ## Regenerate and fail when generated files differ from git.
 	go mod tidy
 	git diff --exit-code -- . ':(exclude)bin'
 	@untracked="$$(git ls-files --others --exclude-standard)"; \
@@ -77,12 +87,18 @@ verify: manifests generate bundle docs ## Regenerate and fail when generated fil
 build: generate ## Build the manager binary.
 	go build -o $(BIN)/manager .
 
+PLUGIN_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
+.PHONY: plugin
+plugin: ## Build the kubectl plugin (bin/kubectl-sluice); put it on PATH to run `kubectl sluice`.
+	go build -ldflags "-X github.com/sluice-mesh/sluice/internal/cli.version=$(PLUGIN_VERSION)" -o $(BIN)/kubectl-sluice ./cmd/kubectl-sluice
+
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster of the current kubeconfig.
 	go run . --webhooks=false
 
 .PHONY: demo
-demo: envtest traefik ## The local stack (as root): a canary promoted and a bad one rolled back, live.
+demo: prereqs-demo envtest traefik ## The local stack (as root): a canary promoted and a bad one rolled back, live.
 	go run ./e2e/demo
 
 .PHONY: help

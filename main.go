@@ -8,8 +8,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/sluice-mesh/sluice/controllers"
+	"github.com/sluice-mesh/sluice/internal/admission"
+	"github.com/sluice-mesh/sluice/internal/admission/offline"
 	sluicescheme "github.com/sluice-mesh/sluice/internal/scheme"
 	"github.com/sluice-mesh/sluice/webhooks"
 )
@@ -41,6 +45,10 @@ type options struct {
 	consulEnt      bool
 	kubeQPS        float64
 	kubeBurst      int
+	workers        int
+	policies       bool
+	policyNS       string
+	policyAudit    time.Duration
 	zap            zap.Options
 }
 
@@ -59,16 +67,32 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics and webhook servers (off by default: HTTP/2 stream-reset and rapid-reset weaknesses).")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "Requests per second the manager may send to the API server (client-side rate limit).")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
+	fs.IntVar(&o.workers, "max-concurrent-reconciles", 4, "Workers of each controller (Rollout, HealthGate, MeshPolicy). Gate queries never run on a worker; more workers keep many Rollouts moving while some apply slowly.")
 	fs.BoolVar(&o.consulEnt, "consul-enterprise", false, "The cluster's Consul is Enterprise: MeshPolicy rate limits and locality are written for it (Consul CE refuses a config entry that carries them, so without this flag they are reported unsupported).")
+	fs.BoolVar(&o.policies, "admission-policies", true, "Check Rollouts, HealthGates, MeshPolicies (and HTTPRoutes, Services, Deployments in namespaces labelled "+admission.NamespaceLabel+"="+admission.NamespaceLabelValue+") with the built-in Rego library and the policy ConfigMaps: at admission (with --webhooks) and in a periodic audit.")
+	fs.StringVar(&o.policyNS, "policy-namespace", envOr("POD_NAMESPACE", "sluice-system"), "Namespace whose ConfigMaps labelled "+controllers.PolicyLabel+"=rego|config hold the admission policies and their configuration (only the operator's namespace: tenants must not write cluster-wide rules).")
+	fs.DurationVar(&o.policyAudit, "policy-audit-interval", controllers.DefaultPolicyAuditInterval, "How often existing objects are reviewed with the policies in force (also soon after a policy change).")
 	o.zap = zap.Options{}
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if o.workers < 1 {
+		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.workers)
+	}
 	return o, nil
 }
 
 func main() {
+	// `manager policy test ...` (documented as `sluice policy test`): offline policy checks
+	// for CI and GitOps, without the manager's flags or a cluster.
+	if len(os.Args) > 1 && os.Args[1] == "policy" {
+		if len(os.Args) < 3 || os.Args[2] != "test" {
+			fmt.Fprintln(os.Stderr, "usage: manager policy test [flags] <files|dirs>... (manager policy test -h)")
+			os.Exit(2)
+		}
+		os.Exit(offline.Main(os.Args[3:], os.Stdout, os.Stderr))
+	}
 	o, err := parseFlags(flag.CommandLine, os.Args[1:])
 	if err != nil {
 		os.Exit(2)
@@ -106,11 +130,15 @@ func run(o *options) error {
 
 	mgrOpts := ctrl.Options{
 		Scheme:                        scheme,
+		Cache:                         cache.Options{ByObject: controllers.RolloutCacheOptions()},
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "sluice.mesh.sluice.dev",
 		LeaderElectionReleaseOnCancel: true,
+	}
+	if o.policies {
+		maps.Copy(mgrOpts.Cache.ByObject, controllers.PolicyCacheOptions(o.policyNS))
 	}
 	if ns := splitNamespaces(o.namespaces); len(ns) > 0 {
 		mgrOpts.Cache.DefaultNamespaces = map[string]cache.Config{}
@@ -131,11 +159,11 @@ func run(o *options) error {
 	evaluator := &controllers.PrometheusEvaluator{Reader: mgr.GetAPIReader()}
 	for name, setup := range map[string]func(ctrl.Manager) error{
 		"rollout": func(m ctrl.Manager) error {
-			return controllers.SetupRolloutController(m, &controllers.RolloutGates{Client: m.GetClient(), Evaluator: evaluator})
+			return controllers.SetupRolloutController(m, &controllers.RolloutGates{Client: m.GetClient(), Evaluator: evaluator}, o.workers)
 		},
-		"healthgate": func(m ctrl.Manager) error { return controllers.SetupHealthGateController(m, evaluator) },
+		"healthgate": func(m ctrl.Manager) error { return controllers.SetupHealthGateController(m, evaluator, o.workers) },
 		"meshpolicy": func(m ctrl.Manager) error {
-			return controllers.SetupMeshPolicyController(m, controllers.MeshPolicyOptions{ConsulEnterprise: o.consulEnt})
+			return controllers.SetupMeshPolicyController(m, controllers.MeshPolicyOptions{ConsulEnterprise: o.consulEnt, Workers: o.workers})
 		},
 	} {
 		if err := setup(mgr); err != nil {
@@ -156,12 +184,49 @@ func run(o *options) error {
 	if err := mgr.AddReadyzCheck("readyz", ready); err != nil {
 		return err
 	}
+	if o.policies {
+		if err := setupPolicies(mgr, o); err != nil {
+			return fmt.Errorf("setting up the admission policies: %w", err)
+		}
+	}
 
 	log.Info("starting manager", "namespaces", o.namespaces, "webhooks", o.webhooks, "leaderElection", o.leaderElect)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// setupPolicies wires the policy engine: the reloader (every replica), the admission
+// handler (with --webhooks) and the audit (leader only).
+func setupPolicies(mgr ctrl.Manager, o *options) error {
+	engine := admission.NewOPA()
+	auditor := &controllers.PolicyAuditor{Reader: mgr.GetAPIReader(), Engine: engine, Recorder: mgr.GetEventRecorder("sluice-policy-audit"),
+		Namespaces: splitNamespaces(o.namespaces), Interval: o.policyAudit}
+	if err := mgr.Add(auditor); err != nil {
+		return err
+	}
+	reloader := &controllers.PolicyReconciler{Engine: engine, Namespace: o.policyNS, Library: admission.Library(), Loaded: auditor.Trigger}
+	if err := controllers.SetupPolicyController(mgr, reloader); err != nil {
+		return err
+	}
+	if o.webhooks {
+		self, err := webhooks.OwnUser(context.Background(), mgr.GetConfig())
+		if err != nil {
+			return err
+		}
+		if err := webhooks.SetupPolicies(mgr, engine, self); err != nil {
+			return err
+		}
+	}
+	return mgr.AddReadyzCheck("policies", reloader.Ready)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 func splitNamespaces(s string) []string {

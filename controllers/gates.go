@@ -91,23 +91,24 @@ type RolloutGates struct {
 	Now func() time.Time
 }
 
-// Check runs one check over all the Rollout's gates. Across gates, a Fail wins (a reachable
-// Prometheus saw a bad canary), then Unreachable, then Inconclusive; Pass needs all to pass.
+// Check runs one check over all the Rollout's gates, all at once. Across gates, a Fail wins (a
+// reachable Prometheus saw a bad canary), then Unreachable, then Inconclusive; Pass needs all
+// to pass. It runs off the reconcile worker (see checks.Runner), bounded by Deadline.
 func (c *RolloutGates) Check(ctx context.Context, r *meshv1alpha1.Rollout) rollout.Check {
-	out := rollout.Check{Verdict: meshv1alpha1.VerdictPass}
+	out := rollout.Check{Verdict: meshv1alpha1.VerdictPass, Started: c.now()}
 	rank := map[meshv1alpha1.Verdict]int{meshv1alpha1.VerdictPass: 0, meshv1alpha1.VerdictInconclusive: 1, meshv1alpha1.VerdictUnreachable: 2, meshv1alpha1.VerdictFail: 3}
+	refs := r.Spec.Analysis.HealthGates
+	results := make([]gateResult, len(refs))
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		wg.Go(func() { results[i] = c.gate(ctx, r, ref.Name) })
+	}
+	wg.Wait()
 	var msgs []string
-	for _, ref := range r.Spec.Analysis.HealthGates {
-		g := &meshv1alpha1.HealthGate{}
-		var res gates.Result
-		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}, g); err != nil {
-			res = gates.Result{Verdict: meshv1alpha1.VerdictInconclusive, Message: fmt.Sprintf("HealthGate %s: %v", ref.Name, client.IgnoreNotFound(err))}
-			if apierrors.IsNotFound(err) {
-				res.Message = fmt.Sprintf("HealthGate %s/%s does not exist", r.Namespace, ref.Name)
-			}
-		} else {
-			res = c.evaluate(ctx, r, g)
-		}
+	premature := len(refs) > 0
+	for i, ref := range refs {
+		res := results[i].Result
+		premature = premature && results[i].premature
 		for _, m := range res.Metrics {
 			out.Gates = append(out.Gates, meshv1alpha1.GateMetricVerdict{Gate: ref.Name, MetricVerdict: m})
 		}
@@ -122,21 +123,69 @@ func (c *RolloutGates) Check(ctx context.Context, r *meshv1alpha1.Rollout) rollo
 	if out.Message == "" {
 		out.Message = "all gates pass"
 	}
+	out.Premature = premature && out.Verdict == meshv1alpha1.VerdictInconclusive
 	return out
+}
+
+// Unreachable is the check's result when it did not finish by its deadline.
+func (c *RolloutGates) Unreachable(r *meshv1alpha1.Rollout, started time.Time, deadline time.Duration) rollout.Check {
+	return rollout.Check{Verdict: meshv1alpha1.VerdictUnreachable, Started: started,
+		Message: fmt.Sprintf("the gate check did not finish within %s", deadline)}
+}
+
+// Deadline bounds one check of the Rollout: every gate may try each of its Prometheus
+// addresses for its full timeout (gates and metrics run at once), plus a little slack. A
+// HealthGate that can't be read counts as the default timeout.
+func (c *RolloutGates) Deadline(ctx context.Context, r *meshv1alpha1.Rollout) time.Duration {
+	longest := meshv1alpha1.DefaultPrometheusTimeout
+	for _, ref := range r.Spec.Analysis.HealthGates {
+		g := &meshv1alpha1.HealthGate{}
+		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}, g); err != nil {
+			continue
+		}
+		n := max(len(g.Spec.Prometheus.Addresses), 1)
+		// A Secret read and the minSamples query come before the metrics.
+		if d := time.Duration(2*n) * g.Spec.Prometheus.GetTimeout(); d > longest {
+			longest = d
+		}
+	}
+	return longest + 2*time.Second
+}
+
+type gateResult struct {
+	gates.Result
+	premature bool // not evaluated yet: the window reaches back before the release
+}
+
+// gate evaluates one HealthGate of the Rollout.
+func (c *RolloutGates) gate(ctx context.Context, r *meshv1alpha1.Rollout, name string) gateResult {
+	g := &meshv1alpha1.HealthGate{}
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, g); err != nil {
+		res := gates.Result{Verdict: meshv1alpha1.VerdictInconclusive, Message: fmt.Sprintf("HealthGate %s: %v", name, err)}
+		if apierrors.IsNotFound(err) {
+			res.Message = fmt.Sprintf("HealthGate %s/%s does not exist", r.Namespace, name)
+		}
+		return gateResult{Result: res}
+	}
+	return c.evaluate(ctx, r, g)
+}
+
+func (c *RolloutGates) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 // evaluate runs one gate, unless its window still reaches back before the release started:
 // the slots are reused, so that part of the window holds the previous release's requests
 // (a rolled-back canary's failures would fail the next release before it served anything).
-func (c *RolloutGates) evaluate(ctx context.Context, r *meshv1alpha1.Rollout, g *meshv1alpha1.HealthGate) gates.Result {
+func (c *RolloutGates) evaluate(ctx context.Context, r *meshv1alpha1.Rollout, g *meshv1alpha1.HealthGate) gateResult {
 	t := gateTarget(r, g)
-	now := time.Now()
-	if c.Now != nil {
-		now = c.Now()
-	}
+	now := c.now()
 	if start := r.Status.ReleaseStartTime; start != nil && now.Sub(start.Time) < t.Window {
-		return gates.Result{Verdict: meshv1alpha1.VerdictInconclusive, Message: fmt.Sprintf(
-			"window %s still covers requests from before this release (started %s ago)", t.Window, now.Sub(start.Time).Round(time.Second))}
+		return gateResult{premature: true, Result: gates.Result{Verdict: meshv1alpha1.VerdictInconclusive, Message: fmt.Sprintf(
+			"window %s still covers requests from before this release (started %s ago)", t.Window, now.Sub(start.Time).Round(time.Second))}}
 	}
-	return c.Evaluator.Evaluate(ctx, g, t)
+	return gateResult{Result: c.Evaluator.Evaluate(ctx, g, t)}
 }

@@ -6,15 +6,23 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/checks"
 	"github.com/sluice-mesh/sluice/internal/gates"
 )
 
@@ -30,13 +38,28 @@ type HealthGateReconciler struct {
 	Recorder  events.EventRecorder
 	Evaluator GateEvaluator
 	Now       func() time.Time
+	// Evaluations run off the workers, one per gate at a time (a Prometheus that never
+	// answers must not hold a worker).
+	Evaluations *checks.Runner[gateEvaluation]
 }
 
-// SetupHealthGateController registers the HealthGate controller.
-func SetupHealthGateController(mgr ctrl.Manager, ev GateEvaluator) error {
-	r := &HealthGateReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("sluice-healthgate"), Evaluator: ev, Now: time.Now}
+// gateEvaluation is a finished evaluation of a gate on its own target.
+type gateEvaluation struct {
+	result gates.Result
+	at     time.Time
+}
+
+// SetupHealthGateController registers the HealthGate controller with the given number of workers.
+func SetupHealthGateController(mgr ctrl.Manager, ev GateEvaluator, workers int) error {
+	r := &HealthGateReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("sluice-healthgate"), Evaluator: ev, Now: time.Now,
+		Evaluations: &checks.Runner[gateEvaluation]{}}
 	return ctrl.NewControllerManagedBy(mgr).Named("healthgate").
 		For(&meshv1alpha1.HealthGate{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(workers, 1)}).
+		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			r.Evaluations.Wake = func(key types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: key}) }
+			return nil
+		})).
 		Complete(r)
 }
 
@@ -44,8 +67,13 @@ func SetupHealthGateController(mgr ctrl.Manager, ev GateEvaluator) error {
 func (r *HealthGateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	g := &meshv1alpha1.HealthGate{}
 	if err := r.Client.Get(ctx, req.NamespacedName, g); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Evaluations.Forget(req.NamespacedName)
+			forgetGateThresholds(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	recordGateThresholds(g)
 	before := g.DeepCopy()
 	now := r.Now()
 	st := &g.Status
@@ -60,13 +88,15 @@ func (r *HealthGateReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		set(meshv1alpha1.ConditionStalled, true, meshv1alpha1.ReasonInvalidSpec, err.Error())
 	} else {
 		meta.RemoveStatusCondition(conds, meshv1alpha1.ConditionStalled)
-		result = r.evaluate(ctx, g, now, set)
+		result = r.evaluate(g, now, set)
 	}
 	meta.RemoveStatusCondition(conds, meshv1alpha1.ConditionReconciling)
 	st.ObservedGeneration = g.Generation
 
-	if err := r.Client.Status().Patch(ctx, g, client.MergeFrom(before)); err != nil {
-		return ctrl.Result{}, err
+	if !equality.Semantic.DeepEqual(before.Status, g.Status) {
+		if err := r.Client.Status().Patch(ctx, g, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	if before.Status.Verdict != st.Verdict && st.Verdict != "" {
 		typ := corev1.EventTypeNormal
@@ -79,7 +109,7 @@ func (r *HealthGateReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 }
 
 // evaluate runs the gate on its own target when due; a gate without target is only validated.
-func (r *HealthGateReconciler) evaluate(ctx context.Context, g *meshv1alpha1.HealthGate, now time.Time, set func(string, bool, string, string)) ctrl.Result {
+func (r *HealthGateReconciler) evaluate(g *meshv1alpha1.HealthGate, now time.Time, set func(string, bool, string, string)) ctrl.Result {
 	st := &g.Status
 	t := g.Spec.Target
 	if t == nil {
@@ -88,10 +118,34 @@ func (r *HealthGateReconciler) evaluate(ctx context.Context, g *meshv1alpha1.Hea
 		return ctrl.Result{}
 	}
 	interval := g.Spec.GetInterval()
+	key := client.ObjectKeyFromObject(g)
+	ticket := fmt.Sprint(g.Generation) // an evaluation of an older spec says nothing
+	if ev, ok := r.Evaluations.Take(key, ticket); ok {
+		res := ev.result
+		last := metav1.NewTime(ev.at)
+		st.Verdict, st.Metrics, st.LastEvaluation, st.Address = res.Verdict, res.Metrics, &last, res.Address
+		if res.Verdict == meshv1alpha1.VerdictPass {
+			set(meshv1alpha1.ConditionReady, true, string(res.Verdict), res.Message)
+		} else {
+			set(meshv1alpha1.ConditionReady, false, string(res.Verdict), res.Message)
+		}
+		return ctrl.Result{RequeueAfter: max(ev.at.Add(interval).Sub(now), time.Millisecond)}
+	}
 	fresh := st.ObservedGeneration == g.Generation && st.LastEvaluation != nil
 	if fresh && now.Sub(st.LastEvaluation.Time) < interval {
 		return ctrl.Result{RequeueAfter: st.LastEvaluation.Add(interval).Sub(now)}
 	}
+	if st.LastEvaluation == nil || !fresh {
+		set(meshv1alpha1.ConditionReady, false, "Evaluating", "first evaluation of this generation under way")
+	}
+	r.startEvaluation(key, ticket, g.DeepCopy(), now)
+	return ctrl.Result{}
+}
+
+// startEvaluation evaluates the gate on its own target off the worker; the next reconcile
+// (woken when it is done) writes the verdict.
+func (r *HealthGateReconciler) startEvaluation(key types.NamespacedName, ticket string, g *meshv1alpha1.HealthGate, now time.Time) {
+	t := g.Spec.Target
 	canary := t.CanaryService
 	if canary == "" {
 		canary = t.Service
@@ -100,18 +154,30 @@ func (r *HealthGateReconciler) evaluate(ctx context.Context, g *meshv1alpha1.Hea
 	if t.MinSamples != nil {
 		minSamples = *t.MinSamples
 	}
-	res := r.Evaluator.Evaluate(ctx, g, gates.Target{
+	target := gates.Target{
 		Namespace: g.Namespace, Service: t.Service, CanaryService: canary, StableService: t.StableService,
-		Revision: t.Revision, Window: g.Spec.GetWindow(interval), MinSamples: minSamples,
-	})
-	last := metav1.NewTime(now)
-	st.Verdict, st.Metrics, st.LastEvaluation, st.Address = res.Verdict, res.Metrics, &last, res.Address
-	if res.Verdict == meshv1alpha1.VerdictPass {
-		set(meshv1alpha1.ConditionReady, true, string(res.Verdict), res.Message)
-	} else {
-		set(meshv1alpha1.ConditionReady, false, string(res.Verdict), res.Message)
+		Revision: t.Revision, Window: g.Spec.GetWindow(g.Spec.GetInterval()), MinSamples: minSamples,
 	}
-	return ctrl.Result{RequeueAfter: interval}
+	deadline := gateDeadline(g)
+	r.Evaluations.Start(key, ticket, deadline,
+		func(ctx context.Context) gateEvaluation {
+			return gateEvaluation{result: r.Evaluator.Evaluate(ctx, g, target), at: now}
+		},
+		func() gateEvaluation {
+			msg := fmt.Sprintf("the evaluation did not finish within %s", deadline)
+			res := gates.Result{Verdict: meshv1alpha1.VerdictUnreachable, Message: msg}
+			for _, m := range g.Spec.Metrics {
+				res.Metrics = append(res.Metrics, meshv1alpha1.MetricVerdict{Name: m.Name, Verdict: meshv1alpha1.VerdictUnreachable, Message: msg})
+			}
+			return gateEvaluation{result: res, at: now}
+		})
+}
+
+// gateDeadline bounds one evaluation of g: each Prometheus address may take its full timeout
+// for the sample count and then for the metrics (which run at once), plus a little slack.
+func gateDeadline(g *meshv1alpha1.HealthGate) time.Duration {
+	n := max(len(g.Spec.Prometheus.Addresses), 1)
+	return time.Duration(2*n)*g.Spec.Prometheus.GetTimeout() + 2*time.Second
 }
 
 func readyMessage(g *meshv1alpha1.HealthGate) string {

@@ -42,7 +42,7 @@ func startRealGates(t testing.TB) {
 		ev = &controllers.PrometheusEvaluator{Reader: m.GetAPIReader()}
 		return &controllers.RolloutGates{Client: m.GetClient(), Evaluator: ev}
 	})
-	if err := controllers.SetupHealthGateController(mgr, ev); err != nil {
+	if err := controllers.SetupHealthGateController(mgr, ev, 1); err != nil {
 		t.Fatal(err)
 	}
 	stop := testenv.RunManager(mgr)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -128,7 +130,8 @@ func unionRefs(old, written []meshv1alpha1.ResourceReference) []meshv1alpha1.Res
 }
 
 // syncRoutes writes the rule settings into the routes that reach the targets (or takes them
-// out: settings nil). Filters to the policy's Middlewares, old or new, are the policy's.
+// out: settings nil); on a route a Rollout drives it publishes them for the Rollout's router to
+// compose (routerules). Filters to the policy's Middlewares, old or new, are the policy's.
 func (r *MeshPolicyReconciler) syncRoutes(ctx context.Context, p *meshv1alpha1.MeshPolicy, settings *policy.RuleSettings, refs []meshv1alpha1.ResourceReference) ([]string, error) {
 	mine := map[string]bool{}
 	for _, ref := range append(append([]meshv1alpha1.ResourceReference{}, refs...), p.Status.Resources...) {
@@ -141,12 +144,12 @@ func (r *MeshPolicyReconciler) syncRoutes(ctx context.Context, p *meshv1alpha1.M
 		return nil, fmt.Errorf("listing Rollouts in %s: %w", p.Namespace, err)
 	}
 	return routes.Sync(ctx, r.Client, routes.Edit{
-		Policy:      p.Name,
-		Namespace:   p.Namespace,
-		Backends:    routes.Backends(targetNames(p), rollouts.Items),
-		Settings:    settings,
-		OwnedFilter: func(name string) bool { return mine[name] },
-	})
+		Policy:    p.Name,
+		Namespace: p.Namespace,
+		Backends:  routes.Backends(targetNames(p), rollouts.Items),
+		Settings:  settings,
+		Owned:     slices.Sorted(maps.Keys(mine)),
+	}, rollouts.Items)
 }
 
 // annotateService server-side applies only the policy's annotations on a Service it does not

@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -73,6 +74,8 @@ type MeshPolicyOptions struct {
 	// ConsulEnterprise: the cluster's Consul is Enterprise, which takes rate limits and
 	// locality (Consul CE refuses a config entry carrying them).
 	ConsulEnterprise bool
+	// Workers is the number of concurrent reconciles (default 1).
+	Workers int
 }
 
 // SetupMeshPolicyController registers the MeshPolicy controller.
@@ -80,6 +83,7 @@ func SetupMeshPolicyController(mgr ctrl.Manager, opts MeshPolicyOptions) error {
 	r := &MeshPolicyReconciler{Client: mgr.GetClient(), Mapper: mgr.GetRESTMapper(), Recorder: mgr.GetEventRecorder("sluice-meshpolicy"), Options: opts}
 	b := ctrl.NewControllerManagedBy(mgr).Named("meshpolicy").
 		For(&meshv1alpha1.MeshPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.Workers, 1)}).
 		// Another policy's arrival or departure decides conflicts; a target's change (selector,
 		// ports) or a Rollout's (its slot Services) changes the translation.
 		// Status writes change no generation: they must not wake every policy of the namespace.
@@ -405,44 +409,11 @@ func (r *MeshPolicyReconciler) emitTransition(before, after *meshv1alpha1.MeshPo
 	r.Recorder.Eventf(after, nil, typ, cur.Reason, "Reconcile", "%s", cur.Message)
 }
 
-// setPolicyConditions writes Ready, Accepted, Conflicted, Stalled and Reconciling.
+// setPolicyConditions writes the conditions of the outcome (internal/policy, shared with the
+// status fixtures that Argo CD, kstatus and Flux are tested on).
 func setPolicyConditions(p *meshv1alpha1.MeshPolicy, o outcome) {
-	conds := &p.Status.Conditions
-	gen := p.Generation
-	set := func(typ string, ok bool, reason, msg string) {
-		meta.SetStatusCondition(conds, condition(typ, ok, reason, msg, gen))
-	}
-	if o.conflict != "" {
-		set(meshv1alpha1.ConditionConflicted, true, meshv1alpha1.ReasonOlderPolicyWins, o.message)
-	} else {
-		set(meshv1alpha1.ConditionConflicted, false, "NoConflict", "no older MeshPolicy targets these Services")
-	}
-	switch o.reason {
-	case "":
-		set(meshv1alpha1.ConditionAccepted, true, "Translated", o.summary)
-		if len(o.partial) > 0 {
-			var notes []string
-			for _, f := range o.partial {
-				notes = append(notes, fmt.Sprintf("%s: %s", f.Field, f.Reason))
-			}
-			set(meshv1alpha1.ConditionReady, true, meshv1alpha1.ReasonAppliedWithDifferences, o.summary+"; expressed with differences: "+strings.Join(notes, "; "))
-		} else {
-			set(meshv1alpha1.ConditionReady, true, meshv1alpha1.ReasonApplied, o.summary)
-		}
-	case meshv1alpha1.ReasonUnsupportedFields, meshv1alpha1.ReasonApplyFailed:
-		// Translated (and, for unsupported fields, applied in part) but not in force as written.
-		set(meshv1alpha1.ConditionAccepted, o.reason == meshv1alpha1.ReasonUnsupportedFields, o.reason, o.message)
-		set(meshv1alpha1.ConditionReady, false, o.reason, o.message)
-	default:
-		set(meshv1alpha1.ConditionAccepted, false, o.reason, o.message)
-		set(meshv1alpha1.ConditionReady, false, o.reason, o.message)
-	}
-	if o.stalled {
-		set(meshv1alpha1.ConditionStalled, true, o.reason, o.message)
-	} else {
-		meta.RemoveStatusCondition(conds, meshv1alpha1.ConditionStalled)
-	}
-	meta.RemoveStatusCondition(conds, meshv1alpha1.ConditionReconciling)
+	policy.SetConditions(p, policy.Outcome{Reason: o.reason, Message: o.message, Stalled: o.stalled,
+		Conflict: o.conflict, Partial: o.partial, Summary: o.summary}, time.Now())
 }
 
 // finalize takes the policy's settings out of what it does not own and deletes what it owns.

@@ -4,23 +4,37 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/checks"
+	"github.com/sluice-mesh/sluice/internal/probe"
 	"github.com/sluice-mesh/sluice/internal/rollout"
 	"github.com/sluice-mesh/sluice/internal/traffic"
 	"github.com/sluice-mesh/sluice/internal/traffic/gatewayapi"
@@ -29,24 +43,32 @@ import (
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// finalizer holds a Rollout's deletion until its target Deployment serves again.
+// finalizer holds a Rollout's deletion until traffic is handed back (see finalize).
 const finalizer = "mesh.sluice.dev/rollout"
 
-// Index keys for the watches from targets and existing routes back to Rollouts.
+// Index keys for the watches from Deployments, Services and routes back to Rollouts: each
+// Rollout is indexed under every name it reads or writes, so an object someone else owns
+// under one of those names (a conflict only a person can fix) wakes the Rollout too.
 const (
-	indexTarget = "spec.targetRef.name"
-	indexRoute  = "spec.trafficRouting.gatewayAPI.httpRouteRef.name"
+	indexDeployments = "rollout.deployments" // target and slot Deployments
+	indexServices    = "rollout.services"    // apex, slot and preview Services
+	indexRoutes      = "rollout.routes"      // generated or existing HTTPRoute
 )
 
-// GateChecker runs one check of a Rollout's HealthGates for its current release.
+// GateChecker runs one check of a Rollout's HealthGates for its current release. Check runs
+// off the reconcile workers, on a snapshot of the Rollout, and must return by its context's
+// deadline; Deadline bounds it.
 type GateChecker interface {
 	Check(ctx context.Context, r *meshv1alpha1.Rollout) rollout.Check
+	Deadline(ctx context.Context, r *meshv1alpha1.Rollout) time.Duration
 }
 
 // RolloutReconciler releases Rollouts: slots, Services, route, target scale, status.
@@ -57,50 +79,121 @@ type RolloutReconciler struct {
 	Recorder  events.EventRecorder
 	Router    traffic.Router
 	Gates     GateChecker
+	// Checks runs gate checks off the workers, one per Rollout at a time.
+	Checks *checks.Runner[rollout.Check]
+	// Prober sends data-plane probes; Probes runs them off the workers, one per Rollout.
+	Prober probe.Prober
+	Probes *checks.Runner[rollout.Proof]
+	// MaxConcurrentReconciles is the number of workers (default 1).
+	MaxConcurrentReconciles int
 	// Now is the clock (tests may move it).
 	Now func() time.Time
+
+	applied       appliedObjects
+	endpointsPoll endpointsBackoff
+}
+
+// NewRolloutReconciler is the Rollout controller of mgr with the given gate checker.
+func NewRolloutReconciler(mgr ctrl.Manager, gates GateChecker, workers int) *RolloutReconciler {
+	return &RolloutReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sluice-rollout"),
+		Router: gatewayapi.New(mgr.GetClient()).WithGateways(mgr.GetAPIReader()), Gates: gates, Checks: &checks.Runner[rollout.Check]{},
+		Prober: &probe.HTTPProber{}, Probes: &checks.Runner[rollout.Proof]{},
+		MaxConcurrentReconciles: workers, Now: time.Now,
+	}
 }
 
 // SetupRolloutController registers the Rollout controller with the given gate checker.
-func SetupRolloutController(mgr ctrl.Manager, gates GateChecker) error {
-	r := &RolloutReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sluice-rollout"),
-		Router: gatewayapi.New(mgr.GetClient()), Gates: gates, Now: time.Now,
-	}
-	return r.SetupWithManager(mgr)
+func SetupRolloutController(mgr ctrl.Manager, gates GateChecker, workers int) error {
+	return NewRolloutReconciler(mgr, gates, workers).SetupWithManager(mgr)
 }
 
-// SetupWithManager registers the watches: owned slots, Services and routes, the target
-// Deployment and an existing route (through indexes).
+// RolloutCacheOptions restricts the manager's EndpointSlice cache to the slices of Services
+// Sluice manages (the EndpointSlice controller copies a Service's labels onto its slices), and
+// its Pod cache to the slots' pods: cluster-wide informers would cost every edge cluster memory.
+func RolloutCacheOptions() map[client.Object]cache.ByObject {
+	return map[client.Object]cache.ByObject{
+		&discoveryv1.EndpointSlice{}: {Label: labels.SelectorFromSet(labels.Set{traffic.LabelManagedBy: traffic.ManagedByValue})},
+		&corev1.Pod{}:                {Label: rolloutPods},
+	}
+}
+
+// SetupWithManager registers the watches: slot Deployments, Services and routes by name
+// (indexes), the EndpointSlices of the slot Services by label, and finished gate checks.
 func (r *RolloutReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &meshv1alpha1.Rollout{}, indexTarget, func(o client.Object) []string {
-		return []string{o.(*meshv1alpha1.Rollout).Spec.TargetRef.Name}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &meshv1alpha1.Rollout{}, indexRoute, func(o client.Object) []string {
-		if ref := o.(*meshv1alpha1.Rollout).Spec.TrafficRouting.GatewayAPI.HTTPRouteRef; ref != nil {
-			return []string{ref.Name}
+	for key, names := range map[string]func(*meshv1alpha1.Rollout) []string{
+		indexDeployments: func(ro *meshv1alpha1.Rollout) []string {
+			return []string{ro.Spec.TargetRef.Name, ro.GetSlotDeploymentName(meshv1alpha1.SlotA), ro.GetSlotDeploymentName(meshv1alpha1.SlotB)}
+		},
+		indexServices: serviceNames,
+		indexRoutes: func(ro *meshv1alpha1.Rollout) []string {
+			if ref := ro.Spec.TrafficRouting.GatewayAPI.HTTPRouteRef; ref != nil {
+				return []string{ref.Name}
+			}
+			return []string{ro.Name}
+		},
+	} {
+		if err := idx.IndexField(ctx, &meshv1alpha1.Rollout{}, key, func(o client.Object) []string { return names(o.(*meshv1alpha1.Rollout)) }); err != nil {
+			return err
 		}
-		return nil
-	}); err != nil {
-		return err
+	}
+	if r.Checks == nil {
+		r.Checks = &checks.Runner[rollout.Check]{}
+	}
+	if r.Probes == nil {
+		r.Probes = &checks.Runner[rollout.Proof]{}
+	}
+	if r.Prober == nil {
+		r.Prober = &probe.HTTPProber{}
 	}
 	b := ctrl.NewControllerManagedBy(mgr).Named("rollout").
 		For(&meshv1alpha1.Rollout{}).
-		Owns(&appsv1.Deployment{}).
-		Owns(&corev1.Service{}).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexTarget)))
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1), RateLimiter: rolloutRateLimiter()}).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexDeployments))).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexServices))).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.byRolloutLabel)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.byRolloutLabel)).
+		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			// A finished gate check or probe queues its Rollout: the next reconcile takes it.
+			wake := func(key types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: key}) }
+			r.Checks.Wake, r.Probes.Wake = wake, wake
+			return nil
+		}))
 	// Without the Gateway API CRDs the controller still runs (and says so in status).
 	if _, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: gatewayv1.GroupVersion.Group, Kind: "HTTPRoute"}, "v1"); err == nil {
-		b = b.Owns(&gatewayv1.HTTPRoute{}).
-			Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexRoute)))
+		b = b.Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexRoutes)))
 	} else {
 		mgr.GetLogger().Info("Gateway API HTTPRoute CRD not installed: Rollouts cannot route traffic until it is", "error", err.Error())
 	}
 	return b.Complete(r)
+}
+
+// rolloutRateLimiter backs off failed reconciles from 50 ms to at most 5 s (controller-runtime's
+// default grows to 16 minutes): a rollback whose write failed is retried within seconds.
+func rolloutRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](50*time.Millisecond, 5*time.Second),
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(20), 200)},
+	)
+}
+
+// rolloutPods selects the pods of slots (their template carries the rollout label).
+var rolloutPods = func() labels.Selector {
+	req, err := labels.NewRequirement(rollout.LabelRollout, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant, valid key
+	}
+	return labels.NewSelector().Add(*req)
+}()
+
+func serviceNames(ro *meshv1alpha1.Rollout) []string {
+	out := []string{ro.GetServiceName(), ro.GetSlotServiceName(meshv1alpha1.SlotA), ro.GetSlotServiceName(meshv1alpha1.SlotB)}
+	if bg := ro.Spec.Strategy.BlueGreen; bg != nil && bg.PreviewService != "" {
+		out = append(out, bg.PreviewService)
+	}
+	return out
 }
 
 func (r *RolloutReconciler) byIndex(key string) handler.MapFunc {
@@ -117,6 +210,16 @@ func (r *RolloutReconciler) byIndex(key string) handler.MapFunc {
 	}
 }
 
+// byRolloutLabel maps an object carrying the rollout label (a slot Service's EndpointSlice)
+// to its Rollout.
+func (r *RolloutReconciler) byRolloutLabel(_ context.Context, o client.Object) []ctrl.Request {
+	name := o.GetLabels()[rollout.LabelRollout]
+	if name == "" {
+		return nil
+	}
+	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
 // Reconcile gathers observations, lets the state machine decide, persists the decision, then
 // acts on it.
 //
@@ -125,12 +228,20 @@ func (r *RolloutReconciler) byIndex(key string) handler.MapFunc {
 // decided status is written, with optimistic locking, before anything is applied: a decision
 // made on an outdated object never reaches the route, and a manager that dies between the two
 // finds the same intent in status and applies it again (everything applied is desired state).
+// Nothing here waits on Prometheus: gate checks run off the worker (startCheck) and their
+// results are taken by a later reconcile.
 func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ro := &meshv1alpha1.Rollout{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Checks.Forget(req.NamespacedName)
+			r.Probes.Forget(req.NamespacedName)
+			r.applied.forget(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ro.DeletionTimestamp.IsZero() {
+		r.Checks.Forget(req.NamespacedName)
 		return r.finalize(ctx, ro)
 	}
 	if controllerutil.AddFinalizer(ro, finalizer) {
@@ -138,82 +249,140 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 	}
-
-	// The action is taken off the object first: if the manager dies before acting, the action
-	// is lost (and visibly not in status.lastAction), never applied twice.
-	action, present, actionErr := takeAction(ro)
-	if present {
-		if err := r.removeAction(ctx, ro); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	if actionErr != nil {
-		r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, "InvalidAction", "Action", actionErr.Error())
+	action, err := r.acceptAction(ctx, ro)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 
 	w, err := r.observe(ctx, ro)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	w.obs.Action = action
-	if rollout.CheckDue(&ro.Spec, &ro.Status, w.obs) {
-		c := r.Gates.Check(ctx, ro)
+	if action != nil && !action.applied {
+		w.obs.Action, w.obs.ActionID = action.action, action.id
+	}
+	w.obs.ApplyError = rollout.ApplyErrorOf(&ro.Status)
+	r.observeProbe(ro, req.NamespacedName, w, w.routeProbe)
+	ticket, counts := rollout.CheckTicket(&ro.Spec, &ro.Status)
+	if c, ok := r.Checks.Take(req.NamespacedName, ticket); ok && counts {
 		w.obs.Check = &c
 	}
 	d := rollout.Next(&ro.Spec, &ro.Status, w.obs)
 
 	before := ro.DeepCopy()
 	ro.Status = d.Status
-	if err := r.Client.Status().Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return ctrl.Result{}, err // a conflict: decide again on the fresh object
+	// observedGeneration says the generation is applied: only after apply succeeds.
+	if before.Status.ObservedGeneration != ro.Generation {
+		ro.Status.ObservedGeneration = before.Status.ObservedGeneration
+	}
+	if !equality.Semantic.DeepEqual(before.Status, ro.Status) {
+		if err := r.Client.Status().Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, err // a conflict: decide again on the fresh object
+		}
 	}
 	r.emit(ro, d.Events)
-	recordMetrics(before, ro, w.obs.Now)
+	recordMetrics(ro, d.Ended)
+	recordAnalysisMetrics(&before.Status, ro)
+	if action != nil {
+		if err := r.confirmAction(ctx, ro); err != nil {
+			log.FromContext(ctx).Info("the accepted action stays until the next reconcile removes it", "error", err.Error())
+		}
+	}
+	r.startCheck(ctx, ro, w)
+	r.startProbe(ro, w)
 
 	if err := r.apply(ctx, ro, d, w); err != nil {
-		if ctx.Err() != nil {
-			return ctrl.Result{}, ctx.Err() // shutting down: the next manager applies it
-		}
-		if errors.Is(err, errRouteChanged) {
-			// Not a failure to show: read the route again and apply.
-			return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
-		}
-		log.FromContext(ctx).Error(err, "applying the decision")
-		applied := ro.DeepCopy()
-		reportApplyFailure(ro, err)
-		_ = r.Client.Status().Patch(ctx, ro, client.MergeFrom(applied))
+		return r.applyFailed(ctx, ro, err, jitter(d.RequeueAfter))
+	}
+	if err := r.recordApplied(ctx, ro, &before.Status, w.obs); err != nil {
 		return ctrl.Result{}, err
 	}
-	after := d.RequeueAfter
-	if w.endpointsLag && (after == 0 || after > endpointsPoll) {
-		after = endpointsPoll // EndpointSlices are not watched: look again soon
+	after := jitter(d.RequeueAfter)
+	if poll := r.endpointsPoll.next(req.NamespacedName, w.endpointsLag); poll > 0 && (after == 0 || poll < after) {
+		after = poll
 	}
 	return ctrl.Result{RequeueAfter: after}, nil
 }
 
-// endpointsPoll is how soon a reconcile looks again while a slot's endpoints lag its pods.
-const endpointsPoll = 500 * time.Millisecond
-
-// takeAction reads the action annotation: whether it is present, and the action it asks for.
-// An unknown value is an error to report; either way the caller removes the annotation.
-func takeAction(ro *meshv1alpha1.Rollout) (meshv1alpha1.RolloutAction, bool, error) {
-	v, ok := ro.Annotations[meshv1alpha1.ActionAnnotation]
-	if !ok {
-		return "", false, nil
-	}
-	switch a := meshv1alpha1.RolloutAction(v); a {
-	case meshv1alpha1.ActionPromote, meshv1alpha1.ActionAbort, meshv1alpha1.ActionRetry, meshv1alpha1.ActionPause, meshv1alpha1.ActionResume:
-		return a, true, nil
-	}
-	return "", true, fmt.Errorf("annotation %s=%q ignored: allowed values are promote, abort, retry, pause, resume", meshv1alpha1.ActionAnnotation, v)
+// endpointsBackoff paces the look at a slot whose pods are ready while its Service does not
+// publish them yet. EndpointSlice changes are watched, so this only covers a missed event:
+// 500 ms, doubling to 8 s, and only while the lag lasts (pods coming up during a release).
+type endpointsBackoff struct {
+	mu   sync.Mutex
+	wait map[types.NamespacedName]time.Duration
 }
 
-// removeAction deletes the annotation from exactly the version read (optimistic lock), so a
-// newer action written meanwhile is not lost unseen.
-func (r *RolloutReconciler) removeAction(ctx context.Context, ro *meshv1alpha1.Rollout) error {
+func (b *endpointsBackoff) next(key types.NamespacedName, lagging bool) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !lagging {
+		delete(b.wait, key)
+		return 0
+	}
+	if b.wait == nil {
+		b.wait = map[types.NamespacedName]time.Duration{}
+	}
+	d := b.wait[key]
+	switch {
+	case d == 0:
+		d = 500 * time.Millisecond
+	case d < 8*time.Second:
+		d *= 2
+	}
+	b.wait[key] = d
+	return d
+}
+
+// recordApplied records a successful apply where status still says otherwise: the generation is now
+// observed, and a failure the last attempt reported is gone. The same decision is made again
+// without the failure (Next is pure: same inputs, same decision) to get its conditions.
+func (r *RolloutReconciler) recordApplied(ctx context.Context, ro *meshv1alpha1.Rollout, decidedFrom *meshv1alpha1.RolloutStatus, obs rollout.Observations) error {
+	if ro.Status.ObservedGeneration == ro.Generation && obs.ApplyError == nil {
+		return nil
+	}
 	before := ro.DeepCopy()
-	delete(ro.Annotations, meshv1alpha1.ActionAnnotation)
-	return r.Client.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	obs.ApplyError = nil
+	ro.Status = rollout.Next(&ro.Spec, decidedFrom, obs).Status
+	ro.Status.ObservedGeneration = ro.Generation
+	if equality.Semantic.DeepEqual(before.Status, ro.Status) {
+		return nil
+	}
+	return r.Client.Status().Patch(ctx, ro, client.MergeFrom(before))
+}
+
+// startCheck starts a gate check off the worker when one is due and none is running. It
+// judges the decided status: a check started for a step is handed only to that step.
+func (r *RolloutReconciler) startCheck(ctx context.Context, ro *meshv1alpha1.Rollout, w *world) {
+	if !rollout.CheckDue(&ro.Spec, &ro.Status, w.obs) {
+		return
+	}
+	ticket, ok := rollout.CheckTicket(&ro.Spec, &ro.Status)
+	if !ok {
+		return
+	}
+	snapshot := ro.DeepCopy()
+	deadline := r.Gates.Deadline(ctx, snapshot)
+	started := r.Now()
+	r.Checks.Start(client.ObjectKeyFromObject(ro), ticket, deadline,
+		func(ctx context.Context) rollout.Check {
+			c := r.Gates.Check(ctx, snapshot)
+			if c.Started.IsZero() {
+				c.Started = started
+			}
+			return c
+		},
+		func() rollout.Check {
+			return rollout.Check{Verdict: meshv1alpha1.VerdictUnreachable, Started: started,
+				Message: fmt.Sprintf("the gate check did not finish within %s", deadline)}
+		})
+}
+
+// jitter spreads steady requeues (10% on top, never earlier: a timer must not fire early).
+func jitter(d time.Duration) time.Duration {
+	if d < 5*time.Second {
+		return d
+	}
+	return wait.Jitter(d, 0.1)
 }
 
 func (r *RolloutReconciler) emit(ro *meshv1alpha1.Rollout, evs []rollout.Event) {
@@ -224,12 +393,4 @@ func (r *RolloutReconciler) emit(ro *meshv1alpha1.Rollout, evs []rollout.Event) 
 		}
 		r.Recorder.Eventf(ro, nil, typ, e.Reason, "Release", "%s", e.Message)
 	}
-}
-
-// reportApplyFailure puts an apply failure (a Service owned by someone else, an immutable
-// selector) on the Ready condition, where people look.
-func reportApplyFailure(ro *meshv1alpha1.Rollout, err error) {
-	c := ro.GetConditions()
-	meta.SetStatusCondition(&c, condition(meshv1alpha1.ConditionReady, false, "ApplyFailed", err.Error(), ro.Generation))
-	ro.SetConditions(c)
 }

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -10,10 +11,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -48,6 +51,11 @@ func (g *stubGates) Check(_ context.Context, r *meshv1alpha1.Rollout) rollout.Ch
 	g.checks = append(g.checks, v)
 	return rollout.Check{Verdict: v, Message: fmt.Sprintf("stub gate: %s at %d%%", v, r.Status.CanaryWeight),
 		Gates: []meshv1alpha1.GateMetricVerdict{{Gate: "stub", MetricVerdict: meshv1alpha1.MetricVerdict{Name: "m", Verdict: v}}}}
+}
+
+// Deadline implements controllers.GateChecker.
+func (g *stubGates) Deadline(context.Context, *meshv1alpha1.Rollout) time.Duration {
+	return 10 * time.Second
 }
 
 func (g *stubGates) set(f func(*meshv1alpha1.Rollout) meshv1alpha1.Verdict) {
@@ -90,8 +98,22 @@ func startManager(t testing.TB, ns string, g *stubGates) *manager {
 // watching the given namespaces (all when none is given).
 func newRolloutManager(t testing.TB, gates func(ctrl.Manager) controllers.GateChecker, namespaces ...string) ctrl.Manager {
 	t.Helper()
+	return newRolloutManagerWith(t, managerSetup{}, gates, namespaces...)
+}
+
+// managerSetup changes how a test manager talks to the API server.
+type managerSetup struct {
+	// config replaces env.Config (e.g. with a transport that counts requests).
+	config *rest.Config
+	// wrap wraps the reconciler's client (e.g. with an interceptor that fails or stalls writes).
+	wrap func(client.Client) client.Client
+}
+
+func newRolloutManagerWith(t testing.TB, setup managerSetup, gates func(ctrl.Manager) controllers.GateChecker, namespaces ...string) ctrl.Manager {
+	t.Helper()
 	opts := ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Cache: cache.Options{ByObject: controllers.RolloutCacheOptions()},
 		// Each manager registers the same controller name; the registry is per process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
@@ -101,13 +123,18 @@ func newRolloutManager(t testing.TB, gates func(ctrl.Manager) controllers.GateCh
 			opts.Cache.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
-	mgr, err := ctrl.NewManager(env.Config, opts)
+	cfg := env.Config
+	if setup.config != nil {
+		cfg = setup.config
+	}
+	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &controllers.RolloutReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sluice-rollout"),
-		Router: gatewayapi.New(mgr.GetClient()), Gates: gates(mgr), Now: time.Now,
+	r := controllers.NewRolloutReconciler(mgr, gates(mgr), 1)
+	if setup.wrap != nil {
+		r.Client = setup.wrap(r.Client)
+		r.Router = gatewayapi.New(r.Client).WithGateways(mgr.GetAPIReader())
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
@@ -132,6 +159,8 @@ type cluster struct {
 	ns       string
 	mu       sync.Mutex
 	unready  map[string]bool // Deployment names kept unready
+	held     bool            // the gateway does not accept route changes
+	linger   bool            // replaced slot pods stay (and stay published) until released
 	timeline []sample
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -150,6 +179,10 @@ func newCluster(t testing.TB, prefix string) *cluster {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// Pods need the namespace's default ServiceAccount (no controller-manager creates it here).
+	if err := env.Client.Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns.Name}}); err != nil {
+		t.Fatal(err)
+	}
 	c := &cluster{ns: ns.Name, unready: map[string]bool{}, stop: cancel, done: make(chan struct{})}
 	go c.run(ctx)
 	t.Cleanup(func() { c.stop(); <-c.done })
@@ -160,6 +193,23 @@ func (c *cluster) hold(deployment string, unready bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.unready[deployment] = unready
+}
+
+// lingerPods keeps (or stops keeping) the pods a slot replaces, and their endpoints in its
+// Service's EndpointSlice, as after a kube-apiserver restart the EndpointSlice controller lags
+// for tens of seconds behind pod deletions.
+func (c *cluster) lingerPods(linger bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.linger = linger
+}
+
+// holdRoutes stops (or resumes) the gateway's acceptance of route changes: a new generation
+// stays unaccepted, as when the data plane lags or is down.
+func (c *cluster) holdRoutes(held bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = held
 }
 
 func (c *cluster) run(ctx context.Context) {
@@ -201,16 +251,27 @@ func (c *cluster) step(ctx context.Context) {
 			ready[d.Name] = !held && n > 0 && d.Status.ObservedGeneration == d.Generation
 			// Publish the slot's endpoints as the EndpointSlice controller would (the slot
 			// Service is named like the slot Deployment in these tests).
-			c.publish(ctx, d.Name, map[bool]int32{true: n, false: 0}[ready[d.Name]])
+			c.runSlot(ctx, d, map[bool]int32{true: n, false: 0}[ready[d.Name]])
+		} else if !held && n > 0 {
+			// A target Deployment: its pods behind the apex Service (named like it), which
+			// selects them once a deleted Rollout handed traffic back.
+			c.runTarget(ctx, d, n)
+			c.publishPods(ctx, d.Name, d.Name, n)
 		}
 	}
+	c.reapOrphans(ctx, deps.Items)
 	var routes gatewayv1.HTTPRouteList
 	if err := env.Client.List(ctx, &routes, client.InNamespace(c.ns)); err != nil {
 		return
 	}
+	c.mu.Lock()
+	held := c.held
+	c.mu.Unlock()
 	for i := range routes.Items {
 		rt := &routes.Items[i]
-		c.accept(ctx, rt)
+		if !held {
+			c.accept(ctx, rt)
+		}
 		c.record(rt, ready)
 	}
 }
@@ -354,21 +415,127 @@ func (c *cluster) rolloutNow(t testing.TB, name string) *meshv1alpha1.Rollout {
 	return r
 }
 
-// publish makes EndpointSlice <svc>-sim list n ready endpoints for Service svc.
-func (c *cluster) publish(ctx context.Context, svc string, n int32) {
+// reapOrphans deletes the pods of slot Deployments that are gone (the garbage collector's job).
+func (c *cluster) reapOrphans(ctx context.Context, deps []appsv1.Deployment) {
+	live := map[string]bool{}
+	for _, d := range deps {
+		live[d.Labels[rollout.LabelRollout]+"/"+d.Labels[rollout.LabelSlot]] = true
+	}
+	var pods corev1.PodList
+	if err := env.Client.List(ctx, &pods, client.InNamespace(c.ns), client.HasLabels{rollout.LabelSlot}); err != nil {
+		return
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if !live[p.Labels[rollout.LabelRollout]+"/"+p.Labels[rollout.LabelSlot]] {
+			_ = env.Client.Delete(ctx, p, client.GracePeriodSeconds(0))
+		}
+	}
+}
+
+// targetHash is the pod-template-hash of the target's pods in these tests.
+const targetHash = "7d4b9c6f8"
+
+// runTarget makes the n pods of a target Deployment exist (named and labelled as its
+// ReplicaSet would: <deployment>-<hash>-<i>, the template's labels plus pod-template-hash).
+func (c *cluster) runTarget(ctx context.Context, d *appsv1.Deployment, n int32) {
+	for i := range n {
+		l := map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: targetHash}
+		for k, v := range d.Spec.Template.Labels {
+			l[k] = v
+		}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s-%05d", d.Name, targetHash, i), Namespace: c.ns, Labels: l},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: d.Spec.Template.Spec.Containers[0].Image}}}}
+		_ = env.Client.Create(ctx, p) // AlreadyExists after the first time
+	}
+}
+
+// publishPods makes EndpointSlice <svc>-pods list n ready endpoints of Deployment dep's pods
+// (named like its ReplicaSet's pods) for Service svc.
+func (c *cluster) publishPods(ctx context.Context, svc, dep string, n int32) {
 	sl := &discoveryv1.EndpointSlice{}
-	key := client.ObjectKey{Namespace: c.ns, Name: svc + "-sim"}
+	key := client.ObjectKey{Namespace: c.ns, Name: svc + "-pods"}
 	err := env.Client.Get(ctx, key, sl)
 	if err == nil && int32(len(sl.Endpoints)) == n {
 		return
 	}
 	eps := make([]discoveryv1.Endpoint, 0, n)
 	for i := range n {
-		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.0.0.%d", i+1)}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
+		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.0.1.%d", i+1)}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: c.ns, Name: fmt.Sprintf("%s-%s-%05d", dep, targetHash, i)}})
 	}
 	if apierrors.IsNotFound(err) {
+		sl = &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps}
+		_ = env.Client.Create(ctx, sl)
+		return
+	}
+	if err == nil {
+		sl.Endpoints = eps
+		_ = env.Client.Update(ctx, sl)
+	}
+}
+
+// runSlot plays the kubelet and the EndpointSlice controller for a slot Deployment: n ready
+// pods of its current template (named <deployment>-<revision>-<i>, labelled like the template),
+// published in EndpointSlice <svc>-sim of its Service (named like the Deployment in these
+// tests). Pods of an older template are deleted, unless lingering.
+func (c *cluster) runSlot(ctx context.Context, d *appsv1.Deployment, n int32) {
+	rev := d.Spec.Template.Labels[rollout.LabelRevision]
+	want := map[string]bool{}
+	for i := range n {
+		want[fmt.Sprintf("%s-%s-%d", d.Name, rev, i)] = true
+	}
+	var pods corev1.PodList
+	if err := env.Client.List(ctx, &pods, client.InNamespace(c.ns), client.MatchingLabels{rollout.LabelRollout: d.Labels[rollout.LabelRollout], rollout.LabelSlot: d.Labels[rollout.LabelSlot]}); err != nil {
+		return
+	}
+	c.mu.Lock()
+	linger := c.linger
+	c.mu.Unlock()
+	var published []string
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		switch {
+		case want[p.Name]:
+			delete(want, p.Name)
+			published = append(published, p.Name)
+		case linger:
+			published = append(published, p.Name) // replaced, but still listed as ready
+		default:
+			_ = env.Client.Delete(ctx, p, client.GracePeriodSeconds(0))
+		}
+	}
+	for name := range want {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.ns, Labels: d.Spec.Template.Labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: d.Spec.Template.Spec.Containers[0].Image}}}}
+		if err := env.Client.Create(ctx, p); err == nil {
+			published = append(published, name)
+		}
+	}
+	sort.Strings(published)
+	c.publish(ctx, d.Name, d.Labels[rollout.LabelRollout], published)
+}
+
+// publish makes EndpointSlice <svc>-sim list the given pods as ready endpoints of Service svc.
+func (c *cluster) publish(ctx context.Context, svc, rolloutName string, pods []string) {
+	sl := &discoveryv1.EndpointSlice{}
+	key := client.ObjectKey{Namespace: c.ns, Name: svc + "-sim"}
+	err := env.Client.Get(ctx, key, sl)
+	eps := make([]discoveryv1.Endpoint, 0, len(pods))
+	for i, name := range pods {
+		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.0.0.%d", i+1)}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: c.ns, Name: name}})
+	}
+	if err == nil && equality.Semantic.DeepEqual(sl.Endpoints, eps) {
+		return
+	}
+	if apierrors.IsNotFound(err) {
+		// Labelled like the EndpointSlice controller does: the Service's labels (the manager
+		// caches only Sluice's slices) and the Service name.
 		sl = &discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Name: key.Name, Namespace: c.ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.ns, Labels: map[string]string{
+				discoveryv1.LabelServiceName: svc, "app.kubernetes.io/managed-by": "sluice", rollout.LabelRollout: rolloutName}},
 			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps,
 		}
 		_ = env.Client.Create(ctx, sl)

@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -17,12 +15,23 @@ var (
 		Name: "sluice_rollout_canary_weight", Help: "Percent of a Rollout's traffic on its canary slot.",
 	}, []string{"namespace", "rollout"})
 	releasesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sluice_rollout_releases_total", Help: "Finished releases by outcome (promoted, rolled_back) and abort reason.",
+		Name: "sluice_rollout_releases_total", Help: "Finished releases by outcome (promoted, rolled_back, superseded) and abort reason; a rollback counts when decided.",
 	}, []string{"namespace", "rollout", "outcome", "abort_reason"})
 	releaseSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "sluice_rollout_release_duration_seconds", Help: "Time from the start of a release to its promotion or rollback.",
+		Name: "sluice_rollout_release_duration_seconds", Help: "Time from the start of a release to the decision that ended it.",
 		Buckets: prometheus.ExponentialBuckets(5, 2, 12),
 	}, []string{"outcome"})
+)
+
+var (
+	probeRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_rollout_dataplane_probes_total",
+		Help: "Data-plane probe runs by result: proven, unprobeable (route status stands in), error, or why the data plane did not serve the split yet (NoAnswer, RuleNotServed, SplitNotServed, SlotUnreachable).",
+	}, []string{"result"})
+	dataPlaneLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "sluice_rollout_dataplane_lag_seconds", Help: "From the first probe of a split the gateway accepted to the data plane serving it.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30},
+	})
 )
 
 var allPhases = []meshv1alpha1.RolloutPhase{
@@ -31,11 +40,13 @@ var allPhases = []meshv1alpha1.RolloutPhase{
 }
 
 func init() {
-	metrics.Registry.MustRegister(phaseGauge, weightGauge, releasesTotal, releaseSeconds)
+	metrics.Registry.MustRegister(phaseGauge, weightGauge, releasesTotal, releaseSeconds, probeRuns, dataPlaneLag)
 }
 
-// recordMetrics updates the gauges and counts a release that ended in this reconcile.
-func recordMetrics(before, after *meshv1alpha1.Rollout, now time.Time) {
+// recordMetrics updates the gauges and counts the release the decision ended (every one: a
+// rollback is counted when decided, even if a newer revision follows before the route
+// carries it).
+func recordMetrics(after *meshv1alpha1.Rollout, ended *meshv1alpha1.ReleaseRecord) {
 	ns, name := after.Namespace, after.Name
 	for _, p := range allPhases {
 		v := 0.0
@@ -45,19 +56,15 @@ func recordMetrics(before, after *meshv1alpha1.Rollout, now time.Time) {
 		phaseGauge.WithLabelValues(ns, name, string(p)).Set(v)
 	}
 	weightGauge.WithLabelValues(ns, name).Set(float64(after.Status.CanaryWeight))
-
-	var outcome, reason string
-	switch {
-	case before.Status.CanaryRevision != "" && after.Status.StableRevision == before.Status.CanaryRevision:
-		outcome = "promoted"
-	case after.Status.Phase == meshv1alpha1.PhaseRolledBack && before.Status.Phase != meshv1alpha1.PhaseRolledBack:
-		outcome, reason = "rolled_back", after.Status.AbortReason
-	default:
+	if ended == nil {
 		return
 	}
-	releasesTotal.WithLabelValues(ns, name, outcome, reason).Inc()
-	if start := before.Status.ReleaseStartTime; start != nil {
-		releaseSeconds.WithLabelValues(outcome).Observe(now.Sub(start.Time).Seconds())
+	outcome := map[meshv1alpha1.ReleaseOutcome]string{
+		meshv1alpha1.OutcomePromoted: "promoted", meshv1alpha1.OutcomeRolledBack: "rolled_back", meshv1alpha1.OutcomeSuperseded: "superseded",
+	}[ended.Outcome]
+	releasesTotal.WithLabelValues(ns, name, outcome, ended.AbortReason).Inc()
+	if start := ended.StartTime; start != nil {
+		releaseSeconds.WithLabelValues(outcome).Observe(ended.EndTime.Sub(start.Time).Seconds())
 	}
 }
 
@@ -67,4 +74,5 @@ func forgetMetrics(ro *meshv1alpha1.Rollout) {
 		phaseGauge.DeleteLabelValues(ro.Namespace, ro.Name, string(p))
 	}
 	weightGauge.DeleteLabelValues(ro.Namespace, ro.Name)
+	forgetAnalysisMetrics(ro)
 }

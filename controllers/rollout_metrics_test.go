@@ -19,7 +19,10 @@ func TestReleaseMetrics(t *testing.T) {
 			Status:     meshv1alpha1.RolloutStatus{Phase: phase, StableRevision: stable, CanaryRevision: canary, AbortReason: abort, CanaryWeight: w, ReleaseStartTime: &started},
 		}
 	}
-	recordMetrics(ro(meshv1alpha1.PhaseProgressing, "r1", "r2", "", 20), ro(meshv1alpha1.PhaseProgressing, "r1", "r2", "", 50), now)
+	end := func(outcome meshv1alpha1.ReleaseOutcome, abort string) *meshv1alpha1.ReleaseRecord {
+		return &meshv1alpha1.ReleaseRecord{Revision: "r2", Outcome: outcome, AbortReason: abort, StartTime: &started, EndTime: metav1.NewTime(now)}
+	}
+	recordMetrics(ro(meshv1alpha1.PhaseProgressing, "r1", "r2", "", 50), nil)
 	if v := testutil.ToFloat64(weightGauge.WithLabelValues("shop", "checkout")); v != 50 {
 		t.Errorf("canary weight %v, want 50", v)
 	}
@@ -30,12 +33,12 @@ func TestReleaseMetrics(t *testing.T) {
 		t.Errorf("phase Healthy %v, want 0", v)
 	}
 
-	recordMetrics(ro(meshv1alpha1.PhaseRollingBack, "r1", "r2", "HealthGateFailed", 0), ro(meshv1alpha1.PhaseRolledBack, "r1", "r2", "HealthGateFailed", 0), now)
-	recordMetrics(ro(meshv1alpha1.PhaseRolledBack, "r1", "r2", "HealthGateFailed", 0), ro(meshv1alpha1.PhaseRolledBack, "r1", "r2", "HealthGateFailed", 0), now)
+	recordMetrics(ro(meshv1alpha1.PhaseRollingBack, "r1", "r2", "HealthGateFailed", 0), end(meshv1alpha1.OutcomeRolledBack, "HealthGateFailed"))
+	recordMetrics(ro(meshv1alpha1.PhaseRolledBack, "r1", "r2", "HealthGateFailed", 0), nil)
 	if v := testutil.ToFloat64(releasesTotal.WithLabelValues("shop", "checkout", "rolled_back", "HealthGateFailed")); v != 1 {
-		t.Errorf("rolled-back releases %v, want 1 (counted once, on the transition)", v)
+		t.Errorf("rolled-back releases %v, want 1 (counted once, when decided)", v)
 	}
-	recordMetrics(ro(meshv1alpha1.PhasePromoting, "r1", "r3", "", 100), ro(meshv1alpha1.PhaseHealthy, "r3", "", "", 0), now)
+	recordMetrics(ro(meshv1alpha1.PhaseHealthy, "r3", "", "", 0), end(meshv1alpha1.OutcomePromoted, ""))
 	if v := testutil.ToFloat64(releasesTotal.WithLabelValues("shop", "checkout", "promoted", "")); v != 1 {
 		t.Errorf("promoted releases %v, want 1", v)
 	}

@@ -2,16 +2,19 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/rollout"
+	"github.com/sluice-mesh/sluice/internal/slots"
 	"github.com/sluice-mesh/sluice/internal/traffic"
 )
 
@@ -22,10 +25,17 @@ type world struct {
 	endpointsLag bool
 	target       *appsv1.Deployment // nil when missing
 	slots        map[meshv1alpha1.Slot]*appsv1.Deployment
+	// foreignSlots are Deployments under a slot's name that are not the Rollout's.
+	foreignSlots map[meshv1alpha1.Slot]*appsv1.Deployment
+	// services are the Services under the names the Rollout writes, as the cache has them.
+	services map[string]*corev1.Service
+	// routeProbe is the probe rule the route carries (nil: none); probe is the same once the
+	// probe is on (see observeProbe).
+	routeProbe, probe *traffic.ProbeRule
 }
 
 func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollout) (*world, error) {
-	w := &world{slots: map[meshv1alpha1.Slot]*appsv1.Deployment{}}
+	w := &world{slots: map[meshv1alpha1.Slot]*appsv1.Deployment{}, foreignSlots: map[meshv1alpha1.Slot]*appsv1.Deployment{}, services: map[string]*corev1.Service{}}
 	w.obs.Now = r.Now()
 	w.obs.Generation = ro.Generation
 	w.obs.Slots = map[meshv1alpha1.Slot]rollout.SlotState{}
@@ -37,7 +47,18 @@ func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollou
 		return nil, err
 	default:
 		w.target = t
-		w.obs.Target = rollout.TargetState{Found: true, Revision: rollout.Revision(&t.Spec.Template), Replicas: ptr.Deref(t.Spec.Replicas, 1)}
+		w.obs.Target = rollout.TargetState{Found: true, Revision: rollout.Revision(&t.Spec.Template), Replicas: ptr.Deref(t.Spec.Replicas, 1),
+			Problem: targetProblem(ro, t)}
+	}
+	for _, name := range serviceNames(ro) {
+		svc := &corev1.Service{}
+		switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, svc); {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, err
+		default:
+			w.services[name] = svc
+		}
 	}
 
 	for _, s := range []meshv1alpha1.Slot{meshv1alpha1.SlotA, meshv1alpha1.SlotB} {
@@ -48,19 +69,22 @@ func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollou
 		case err != nil:
 			return nil, err
 		}
-		if !metav1.IsControlledBy(d, ro) {
-			continue // not ours: apply will report the conflict
+		if !slots.Ours(d, ro) {
+			w.foreignSlots[s] = d // not ours: apply reports it
+			continue
 		}
 		w.slots[s] = d
 		ready := deploymentReady(d)
 		if ready {
 			// Ready pods are not yet reachable: the data plane routes to what the slot
-			// Service's EndpointSlices publish, which lags behind (more so on a busy node).
-			n, err := r.readyEndpoints(ctx, ro.Namespace, ro.GetSlotServiceName(s))
+			// Service's EndpointSlices publish, which lags behind (more so on a busy node,
+			// tens of seconds after an API server restart) and may still list the pods of
+			// the revision the slot ran before.
+			eps, err := r.slotEndpoints(ctx, ro.Namespace, ro.GetSlotServiceName(s), d.Annotations[rollout.AnnotationRevision])
 			if err != nil {
 				return nil, err
 			}
-			ready = n >= ptr.Deref(d.Spec.Replicas, 1)
+			ready = eps.current >= ptr.Deref(d.Spec.Replicas, 1) && eps.other == 0
 			w.endpointsLag = w.endpointsLag || !ready
 		}
 		w.obs.Slots[s] = rollout.SlotState{Revision: d.Annotations[rollout.AnnotationRevision], Replicas: ptr.Deref(d.Spec.Replicas, 1), Ready: ready}
@@ -70,7 +94,7 @@ func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollou
 	if stable == "" {
 		stable = meshv1alpha1.SlotA
 	}
-	split := r.split(ro, stable, &rollout.TrafficIntent{Matches: true})
+	split := r.split(ro, stable, &rollout.TrafficIntent{Matches: true}, "")
 	st, err := r.Router.Observe(ctx, split)
 	if err != nil {
 		// No route API, no permission: nothing is in force; say why.
@@ -80,31 +104,78 @@ func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollou
 	w.obs.Traffic = rollout.TrafficState{
 		Found: st.Found, Accepted: st.Accepted, Message: st.Message, MirrorPercent: st.MirrorPercent,
 		Matches: st.MatchesApplied && len(split.Matches) > 0,
-		Weights: map[meshv1alpha1.Slot]int32{},
+		Weights: map[meshv1alpha1.Slot]int32{}, Reaches: map[meshv1alpha1.Slot]bool{},
 	}
+	w.routeProbe = st.Probe
 	for _, s := range []meshv1alpha1.Slot{meshv1alpha1.SlotA, meshv1alpha1.SlotB} {
 		w.obs.Traffic.Weights[s] = st.Weights[ro.GetSlotServiceName(s)]
+		w.obs.Traffic.Reaches[s] = st.Reaches[ro.GetSlotServiceName(s)]
 	}
 	return w, nil
 }
 
-// readyEndpoints counts the ready endpoints the Service's EndpointSlices publish. Read uncached
-// and by label: a cluster-wide EndpointSlice informer would cost every edge cluster memory.
-func (r *RolloutReconciler) readyEndpoints(ctx context.Context, ns, svc string) (int32, error) {
-	var list discoveryv1.EndpointSliceList
-	if err := r.APIReader.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: svc}); err != nil {
-		return 0, err
+// targetProblem names a misconfiguration of the target only a person can fix: a named
+// targetPort no container of its pods declares (the slot Services could never reach them).
+func targetProblem(ro *meshv1alpha1.Rollout, t *appsv1.Deployment) string {
+	port := ro.Spec.Service.GetTargetPort()
+	if port.Type != intstr.String {
+		return ""
 	}
-	n := int32(0)
-	for _, sl := range list.Items {
-		for _, ep := range sl.Endpoints {
-			// A nil ready condition means ready (EndpointSlice API).
-			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
-				n++
+	for _, c := range t.Spec.Template.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == port.StrVal {
+				return ""
 			}
 		}
 	}
-	return n, nil
+	return fmt.Sprintf("spec.service.targetPort %q: no container of the target Deployment %s declares a port with that name", port.StrVal, t.Name)
+}
+
+// endpoints sums up what a slot Service's EndpointSlices publish.
+type endpoints struct {
+	// current: ready endpoints of live pods of the slot's revision.
+	current int32
+	// other: endpoints the data plane may still pick that are not the current revision's:
+	// a pod of another revision, a pod being deleted or gone, an endpoint without its pod.
+	other int32
+}
+
+// slotEndpoints reads the slot Service's EndpointSlices and the pods behind them, from the
+// cache: it holds only the slices of Sluice's Services and the pods of Rollouts
+// (RolloutCacheOptions), and their changes wake the Rollout.
+func (r *RolloutReconciler) slotEndpoints(ctx context.Context, ns, svc, revision string) (endpoints, error) {
+	var list discoveryv1.EndpointSliceList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: svc}); err != nil {
+		return endpoints{}, err
+	}
+	var out endpoints
+	for _, sl := range list.Items {
+		for _, ep := range sl.Endpoints {
+			// A nil ready condition means ready (EndpointSlice API); a terminating endpoint
+			// that still serves is picked by some data planes too.
+			serving := ep.Conditions.Ready == nil || *ep.Conditions.Ready || (ep.Conditions.Serving != nil && *ep.Conditions.Serving)
+			if !serving {
+				continue
+			}
+			if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
+				out.other++
+				continue
+			}
+			pod := &corev1.Pod{}
+			err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ep.TargetRef.Name}, pod)
+			switch {
+			case apierrors.IsNotFound(err):
+				out.other++ // gone, and still published
+			case err != nil:
+				return endpoints{}, err
+			case pod.DeletionTimestamp != nil || pod.Labels[rollout.LabelRevision] != revision || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready):
+				out.other++
+			default:
+				out.current++
+			}
+		}
+	}
+	return out, nil
 }
 
 // deploymentReady: the Deployment observed its spec and every replica is updated, ready and
@@ -116,10 +187,10 @@ func deploymentReady(d *appsv1.Deployment) bool {
 }
 
 // split is the traffic.Split of a Rollout for the given stable slot and intent.
-func (r *RolloutReconciler) split(ro *meshv1alpha1.Rollout, stable meshv1alpha1.Slot, t *rollout.TrafficIntent) traffic.Split {
+func (r *RolloutReconciler) split(ro *meshv1alpha1.Rollout, stable meshv1alpha1.Slot, t *rollout.TrafficIntent, probePath string) traffic.Split {
 	gw := ro.Spec.TrafficRouting.GatewayAPI
 	s := traffic.Split{
-		Namespace: ro.Namespace, Owner: *metav1.NewControllerRef(ro, meshv1alpha1.GroupVersion.WithKind("Rollout")),
+		Namespace: ro.Namespace, OwnerName: ro.Name, OwnerUID: ro.UID,
 		ApexService: ro.GetServiceName(), Port: ro.Spec.Service.Port,
 		Stable: traffic.Backend{Service: ro.GetSlotServiceName(stable), Weight: t.Weights[stable]},
 		Canary: traffic.Backend{Service: ro.GetSlotServiceName(stable.Other()), Weight: t.Weights[stable.Other()]},
@@ -133,5 +204,6 @@ func (r *RolloutReconciler) split(ro *meshv1alpha1.Rollout, stable meshv1alpha1.
 		s.Matches = c.Match
 	}
 	s.MirrorPercent = t.MirrorPercent
+	s.Probe = r.probeRule(ro, s, t, probePath)
 	return s
 }

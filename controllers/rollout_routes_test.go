@@ -11,9 +11,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/probe"
 	"github.com/sluice-mesh/sluice/internal/rollout"
 )
 
@@ -22,7 +24,7 @@ import (
 func wantRules(t *testing.T, c *cluster, route, want string) {
 	t.Helper()
 	rt := c.route(t, route)
-	got, err := json.Marshal(rt.Spec.Rules)
+	got, err := json.Marshal(withoutProbe(rt.Spec.Rules))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +40,31 @@ func wantRules(t *testing.T, c *cluster, route, want string) {
 	if string(gy) != string(wy) {
 		t.Errorf("route %s rules:\n%s\nwant:\n%s", route, gy, wy)
 	}
+}
+
+// withoutProbe is rules without the data-plane probe's rule (see wantProbe).
+func withoutProbe(rules []gatewayv1.HTTPRouteRule) []gatewayv1.HTTPRouteRule {
+	var out []gatewayv1.HTTPRouteRule
+	for _, r := range rules {
+		if !probe.IsRule(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// wantProbe asserts the route's probe rule reaches Service svc.
+func wantProbe(t *testing.T, c *cluster, route, svc string) {
+	t.Helper()
+	for _, r := range c.route(t, route).Spec.Rules {
+		if probe.IsRule(r) {
+			if len(r.BackendRefs) != 1 || string(r.BackendRefs[0].Name) != svc {
+				t.Errorf("route %s: the probe rule reaches %+v, want %s", route, r.BackendRefs, svc)
+			}
+			return
+		}
+	}
+	t.Errorf("route %s has no probe rule", route)
 }
 
 func TestBlueGreenRouteAndPreview(t *testing.T) {
@@ -74,10 +101,12 @@ func TestBlueGreenRouteAndPreview(t *testing.T) {
 `
 	}
 	wantRules(t, c, "web", split(100, 0))
+	wantProbe(t, c, "web", "web-b") // the preview slot, proven before the switch
 
 	annotate(t, r, meshv1alpha1.ActionPromote)
 	c.healthyOn(t, "web", meshv1alpha1.SlotB)
 	wantRules(t, c, "web", split(0, 100))
+	wantProbe(t, c, "web", "web-b") // now the stable slot
 }
 
 func TestABHeaderMatchAndMirrorRoute(t *testing.T) {
@@ -175,6 +204,7 @@ spec:
 	c.healthyOn(t, "shop", meshv1alpha1.SlotB)
 
 	after := c.route(t, "storefront")
+	after.Spec.Rules = withoutProbe(after.Spec.Rules)
 	same := func(what string, x, y any) {
 		t.Helper()
 		bx, _ := json.Marshal(x)

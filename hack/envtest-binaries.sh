@@ -10,7 +10,10 @@ ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${root}/bin/k8s/${K8S_VERSION}"
 mkdir -p "${out}"
-log() { echo "envtest-binaries: $*" >&2; }
+name=envtest-binaries
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 
 minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
 staging_version="v0.${K8S_VERSION#*.}"
@@ -52,8 +55,10 @@ GO
   local pkg="k8s.io/component-base/version"
   (cd "${work}" && CGO_ENABLED=0 go build -o "${out}/${cmd}.tmp" \
     -ldflags "-s -w -X ${pkg}.gitVersion=v${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean" \
-    "k8s.io/kubernetes/cmd/${cmd}" >&2)
+    "k8s.io/kubernetes/cmd/${cmd}" >&2) &
+  wait_for $! "building ${cmd}"
   mv "${out}/${cmd}.tmp" "${out}/${cmd}"
+  log "built ${cmd}"
 }
 
 build_etcd() {
@@ -75,10 +80,14 @@ package tools
 
 import _ "go.etcd.io/etcd/server/v3"
 GO
-  (cd "${work}" && go mod tidy >&2 && CGO_ENABLED=0 go build -ldflags "-s -w" -o "${out}/etcd.tmp" go.etcd.io/etcd/server/v3 >&2)
+  (cd "${work}" && go mod tidy >&2 && CGO_ENABLED=0 go build -ldflags "-s -w" -o "${out}/etcd.tmp" go.etcd.io/etcd/server/v3 >&2) &
+  wait_for $! "building etcd"
   mv "${out}/etcd.tmp" "${out}/etcd"
+  log "built etcd"
 }
 
+[ -x "${out}/etcd" ] && [ -x "${out}/kube-apiserver" ] && [ -x "${out}/kube-controller-manager" ] ||
+  log "3 binaries to build into ${out}: etcd (about 1 minute), kube-apiserver and kube-controller-manager (about 4 minutes each); cached afterwards"
 build_etcd
 build_kube kube-apiserver
 build_kube kube-controller-manager

@@ -25,7 +25,9 @@ out="${root}/bin/traefik/${TRAEFIK_VERSION}"
 work="${root}/bin/.build/traefik-${TRAEFIK_VERSION}"
 module="github.com/traefik/traefik/v3"
 mkdir -p "${out}"
-log() { echo "traefik: $*" >&2; }
+name=traefik
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [ -x "${out}/traefik" ] && [ -f "${out}/crds.yaml" ]; then
   echo "${out}/traefik"
@@ -132,8 +134,10 @@ build_traefik() {
   log "building traefik v${TRAEFIK_VERSION} (about 6 minutes cold on 2 cores)"
   (cd "${work}" && CGO_ENABLED=0 go build -trimpath -o "${out}/traefik.tmp" \
     -ldflags "-s -w -X ${pkg}.Version=v${TRAEFIK_VERSION} -X ${pkg}.Codename=${codename:-cheddar} -X ${pkg}.BuildDate=${date:-unknown}" \
-    "${module}/cmd/traefik" >&2)
+    "${module}/cmd/traefik" >&2) &
+  wait_for $! "building traefik"
   mv "${out}/traefik.tmp" "${out}/traefik"
+  log "built traefik"
 }
 
 download_module

@@ -34,6 +34,13 @@ func (RolloutDefaulter) Default(_ context.Context, r *meshv1alpha1.Rollout) erro
 		p.Kind = p.GetKind()
 		p.Group = ptr.To(p.GetGroup())
 	}
+	if gw := &s.TrafficRouting.GatewayAPI; gw.Probe == nil || gw.Probe.Mode == "" {
+		mode := gw.GetProbeMode()
+		if gw.Probe == nil {
+			gw.Probe = &meshv1alpha1.DataPlaneProbe{}
+		}
+		gw.Probe.Mode = mode
+	}
 	if c := s.Strategy.Canary; c != nil {
 		if c.StepWeight != nil && c.MaxWeight == nil {
 			c.MaxWeight = ptr.To(c.GetMaxWeight())
@@ -71,6 +78,9 @@ func (RolloutDefaulter) Default(_ context.Context, r *meshv1alpha1.Rollout) erro
 		a.OnUnreachable = a.GetOnUnreachable()
 		if a.MaxHold == nil {
 			a.MaxHold = &metav1.Duration{Duration: a.GetMaxHold()}
+		}
+		if a.InconclusiveLimit == nil {
+			a.InconclusiveLimit = ptr.To(a.GetInconclusiveLimit())
 		}
 	}
 	if s.ProgressDeadline == nil {

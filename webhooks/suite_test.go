@@ -10,18 +10,34 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/sluice-mesh/sluice/controllers"
+	"github.com/sluice-mesh/sluice/internal/admission"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/webhooks"
 )
 
+// policyNamespace is the manager's namespace in these tests: policy ConfigMaps live there.
+const policyNamespace = "sluice-system"
+
+// exemptUser is the operator's own identity in these tests (requests impersonate it).
+const exemptUser = "system:serviceaccount:sluice-system:sluice-controller-manager"
+
 var (
+	// engine, reloader and auditor are the admission policy engine as main.go wires it.
+	engine   *admission.OPA
+	reloader *controllers.PolicyReconciler
+	auditor  *controllers.PolicyAuditor
+
 	env      *testenv.Env
 	warnings = &warningRecorder{}
 	// warnClient is a client whose admission warnings are recorded.
@@ -31,11 +47,16 @@ var (
 // TestMain starts the real API server with the generated webhook configurations pointing at
 // a webhook server in this process.
 func TestMain(m *testing.M) {
-	opts := testenv.Options{WebhookPaths: []string{filepath.Join(testenv.RepoRoot(), "config", "webhook", "manifests.yaml")}}
+	webhookDir := filepath.Join(testenv.RepoRoot(), "config", "webhook")
+	opts := testenv.Options{GatewayAPI: true, WebhookPaths: []string{filepath.Join(webhookDir, "manifests.yaml"), filepath.Join(webhookDir, "policy_webhook.yaml")}}
 	testenv.Main(m, opts, &env, func(e *testenv.Env) (func(), error) {
 		wo := e.WebhookInstallOptions
+		if err := e.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policyNamespace}}); err != nil {
+			return nil, err
+		}
 		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
 			Scheme:                 e.Scheme,
+			Cache:                  cache.Options{ByObject: controllers.PolicyCacheOptions(policyNamespace)},
 			Metrics:                metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress: "0",
 			WebhookServer:          webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir}),
@@ -46,7 +67,26 @@ func TestMain(m *testing.M) {
 		if err := webhooks.Setup(mgr); err != nil {
 			return nil, err
 		}
+		engine = admission.NewOPA()
+		// As main.go wires it: an audit after every policy change (the timer is out of reach).
+		auditor = &controllers.PolicyAuditor{Reader: mgr.GetAPIReader(), Engine: engine, Recorder: mgr.GetEventRecorder("sluice-policy-audit"), MaxEvents: 5, Interval: time.Hour}
+		if err := mgr.Add(auditor); err != nil {
+			return nil, err
+		}
+		reloader = &controllers.PolicyReconciler{Engine: engine, Namespace: policyNamespace, Library: admission.Library(), Loaded: auditor.Trigger}
+		if err := controllers.SetupPolicyController(mgr, reloader); err != nil {
+			return nil, err
+		}
+		if err := webhooks.SetupPolicies(mgr, engine, exemptUser); err != nil {
+			return nil, err
+		}
 		stop := testenv.RunManager(mgr)
+		if err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+			return reloader.Ready(nil) == nil, nil
+		}); err != nil {
+			_ = stop()
+			return nil, fmt.Errorf("the admission policies did not load: %w", err)
+		}
 		if err := waitForTLS(net.JoinHostPort(wo.LocalServingHost, fmt.Sprint(wo.LocalServingPort))); err != nil {
 			_ = stop()
 			return nil, err

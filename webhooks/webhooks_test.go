@@ -54,6 +54,8 @@ spec:
 		{"analysis.minSamples", *s.Analysis.MinSamples, int32(0)},
 		{"analysis.onUnreachable", s.Analysis.OnUnreachable, meshv1alpha1.OnUnreachableHold},
 		{"analysis.maxHold", s.Analysis.MaxHold.Duration, meshv1alpha1.DefaultMaxHold},
+		{"analysis.inconclusiveLimit", *s.Analysis.InconclusiveLimit, meshv1alpha1.DefaultInconclusiveLimit},
+		{"trafficRouting.gatewayAPI.probe.mode", s.TrafficRouting.GatewayAPI.Probe.Mode, meshv1alpha1.ProbeBestEffort},
 		{"progressDeadline", s.ProgressDeadline.Duration, meshv1alpha1.DefaultProgressDeadline},
 	}
 	for _, c := range checks {

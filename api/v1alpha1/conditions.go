@@ -59,20 +59,30 @@ const (
 // The controller consumes it once, records it in status.lastAction and removes it.
 const ActionAnnotation = "mesh.sluice.dev/action"
 
+// AcceptedActionAnnotation holds an action the controller accepted from ActionAnnotation and
+// has not yet confirmed in status: "<action>/<id>". The controller moves the action here in one
+// write (so it is never lost), records the ID in status.lastAction in the same status write as
+// the decision the action causes (so it is applied once), then removes this annotation.
+const AcceptedActionAnnotation = "mesh.sluice.dev/action-accepted"
+
 // RolloutAction is a manual action requested through ActionAnnotation.
-// +kubebuilder:validation:Enum=promote;abort;retry;pause;resume
+// +kubebuilder:validation:Enum=promote;promote-full;abort;retry;pause;resume
 type RolloutAction string
 
 // The manual actions a Rollout accepts.
 const (
 	ActionPromote RolloutAction = "promote"
-	ActionAbort   RolloutAction = "abort"
-	ActionRetry   RolloutAction = "retry"
-	ActionPause   RolloutAction = "pause"
-	ActionResume  RolloutAction = "resume"
+	// ActionPromoteFull skips every remaining step of a canary and promotes (the canary must
+	// still answer through the data plane first). For blue-green it is promote.
+	ActionPromoteFull RolloutAction = "promote-full"
+	ActionAbort       RolloutAction = "abort"
+	ActionRetry       RolloutAction = "retry"
+	ActionPause       RolloutAction = "pause"
+	ActionResume      RolloutAction = "resume"
 )
 
 // MeshPolicyRouteAnnotation on an HTTPRoute names the MeshPolicy whose settings (timeouts,
-// retry, ExtensionRef filters) are written into the route's rules that reach its targets. The
-// Rollout controller carries those settings over when it regenerates a route it owns.
+// retry, ExtensionRef filters) are written into the route's rules that reach its targets. On a
+// route a Rollout drives, the Rollout's router writes them (from what the policy publishes on
+// the route, see internal/routerules).
 const MeshPolicyRouteAnnotation = "mesh.sluice.dev/meshpolicy"

@@ -11,6 +11,7 @@ const (
 	DefaultAnalysisInterval  = 30 * time.Second
 	DefaultFailureLimit      = int32(2)
 	DefaultMaxHold           = 10 * time.Minute
+	DefaultInconclusiveLimit = int32(10)
 	DefaultProgressDeadline  = 10 * time.Minute
 	DefaultScaleDownDelay    = 30 * time.Second
 	DefaultMaxWeight         = int32(100)
@@ -125,6 +126,22 @@ func (a *RolloutAnalysis) GetMaxHold() time.Duration {
 		return a.MaxHold.Duration
 	}
 	return DefaultMaxHold
+}
+
+// GetInconclusiveLimit is inconclusiveLimit, else 10.
+func (a *RolloutAnalysis) GetInconclusiveLimit() int32 {
+	if a != nil && a.InconclusiveLimit != nil {
+		return *a.InconclusiveLimit
+	}
+	return DefaultInconclusiveLimit
+}
+
+// GetProbeMode is the data-plane probe's mode, else BestEffort.
+func (g *GatewayAPIRouting) GetProbeMode() ProbeMode {
+	if g.Probe != nil && g.Probe.Mode != "" {
+		return g.Probe.Mode
+	}
+	return ProbeBestEffort
 }
 
 // GetKind is the parent's kind, else Gateway.

@@ -21,7 +21,10 @@ type HealthGate struct {
 
 	// +required
 	Spec HealthGateSpec `json:"spec"`
+	// Defaulted to {} so that a new object shows observedGeneration: -1 ("not yet
+	// reconciled") before the controller writes status: kstatus and Flux read it as InProgress.
 	// +optional
+	// +kubebuilder:default={}
 	Status HealthGateStatus `json:"status,omitempty"`
 }
 

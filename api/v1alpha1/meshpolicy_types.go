@@ -22,7 +22,10 @@ type MeshPolicy struct {
 
 	// +required
 	Spec MeshPolicySpec `json:"spec"`
+	// Defaulted to {} so that a new object shows observedGeneration: -1 ("not yet
+	// reconciled") before the controller writes status: kstatus and Flux read it as InProgress.
 	// +optional
+	// +kubebuilder:default={}
 	Status MeshPolicyStatus `json:"status,omitempty"`
 }
 

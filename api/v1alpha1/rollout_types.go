@@ -27,7 +27,10 @@ type Rollout struct {
 
 	// +required
 	Spec RolloutSpec `json:"spec"`
+	// Defaulted to {} so that a new object shows observedGeneration: -1 ("not yet
+	// reconciled") before the controller writes status: kstatus and Flux read it as InProgress.
 	// +optional
+	// +kubebuilder:default={}
 	Status RolloutStatus `json:"status,omitempty"`
 }
 
@@ -141,6 +144,54 @@ type GatewayAPIRouting struct {
 	// the backendRefs that point at the rollout's Services; everything else stays as it is.
 	// +optional
 	HTTPRouteRef *LocalObjectReference `json:"httpRouteRef,omitempty"`
+
+	// Probe proves through the data plane, before any weight moves to a slot and before a
+	// pause or an analysis window starts counting, that the slot answers and that the gateway
+	// serves the split Sluice wrote (route status says only that the gateway accepted it).
+	// +optional
+	Probe *DataPlaneProbe `json:"probe,omitempty"`
+}
+
+// ProbeMode says how the data-plane probe gates a release.
+// +kubebuilder:validation:Enum=Required;BestEffort;Disabled
+type ProbeMode string
+
+// The probe modes.
+const (
+	// ProbeRequired: no weight moves and no time counts without a proof. A Gateway the manager
+	// can't reach holds the release (say so in status) until it can.
+	ProbeRequired ProbeMode = "Required"
+	// ProbeBestEffort: like Required, except where no probe is possible (an east-west route,
+	// a Gateway without an address, an address the manager gets no answer from): there route
+	// status stands in, and TrafficApplied says so (reason NotProbed). Any answer from the
+	// Gateway stays authoritative.
+	ProbeBestEffort ProbeMode = "BestEffort"
+	// ProbeDisabled: route status alone says the split is in force.
+	ProbeDisabled ProbeMode = "Disabled"
+)
+
+// DataPlaneProbe configures the data-plane probe: a rule in the route that only a request
+// with Sluice's probe header and token matches, routed to one slot, answered with the version
+// of the split written with it.
+type DataPlaneProbe struct {
+	// Mode is Required, BestEffort or Disabled. Defaults to BestEffort.
+	// +optional
+	Mode ProbeMode `json:"mode,omitempty"`
+
+	// Address overrides where probes are sent (scheme://host[:port]), for a Gateway whose
+	// status address is not reachable from the manager or does not serve the listener's port
+	// (a Service in front of it that maps ports, say). The route's hostname is sent as Host.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^https?://[^/\s]+$`
+	Address string `json:"address,omitempty"`
+
+	// Path of the probe request. Defaults to the path of the pods' readiness probe on the
+	// Service's target port, else "/".
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/[-A-Za-z0-9/._~!$&'()*+,;=:@%]*$`
+	Path string `json:"path,omitempty"`
 }
 
 // Hostname is a DNS name, optionally with a leading wildcard label.
@@ -457,6 +508,17 @@ type RolloutAnalysis struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	MaxHold *metav1.Duration `json:"maxHold,omitempty"`
+
+	// InconclusiveLimit is how many inconclusive checks in a row (no data, too few samples,
+	// NaN, a query Prometheus rejects) a release tolerates. One more holds the weights where
+	// they are and marks the Rollout Stalled until a check passes or someone acts: a gate
+	// that never produces data (a typo in a metric name) must not keep canary traffic in
+	// place under an analysis that can never end. Checks made before the query window lies
+	// inside the release do not count. Defaults to 10.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	InconclusiveLimit *int32 `json:"inconclusiveLimit,omitempty"`
 }
 
 // RolloutPhase is where a Rollout is in its life.
@@ -557,6 +619,17 @@ type RolloutStatus struct {
 	// +optional
 	LastAction *ActionRecord `json:"lastAction,omitempty"`
 
+	// DataPlane is what the data plane was last proven to serve.
+	// +optional
+	DataPlane *DataPlaneStatus `json:"dataPlane,omitempty"`
+
+	// History lists the latest releases and how each ended, newest first (at most 10): a
+	// rollback stays on record even when a newer revision follows at once.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	History []ReleaseRecord `json:"history,omitempty"`
+
 	// Conditions: Ready, Reconciling, Stalled, Promoted, RolledBack, TrafficApplied.
 	// +optional
 	// +listType=map
@@ -574,6 +647,90 @@ type ActionRecord struct {
 	// Time the controller consumed it.
 	// +required
 	Time metav1.Time `json:"time"`
+
+	// ID identifies the request: the controller accepts an action by moving it from the
+	// action annotation to the accepted-action annotation with a fresh ID, and records the ID
+	// here in the same status write as the decision the action causes, so that after a crash
+	// an accepted action is applied exactly once.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ID string `json:"id,omitempty"`
+}
+
+// DataPlaneStatus is the last proof that the data plane serves the route's split.
+type DataPlaneStatus struct {
+	// Split is the version of the route's split that was proven served.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Split string `json:"split,omitempty"`
+
+	// Slot the probe rule reached, and its Revision.
+	// +optional
+	Slot Slot `json:"slot,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Revision string `json:"revision,omitempty"`
+
+	// Probed is true when a probe proved it; false when no probe was possible and route
+	// status stood in (Message says why).
+	// +optional
+	Probed bool `json:"probed,omitempty"`
+
+	// Latency is from the first probe of this split to its proof: how long the data plane
+	// took to serve what the gateway had accepted.
+	// +optional
+	Latency *metav1.Duration `json:"latency,omitempty"`
+
+	// Time of the proof.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+
+	// Message says what was proven, or why route status stood in.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// ReleaseOutcome is how a release ended.
+// +kubebuilder:validation:Enum=Promoted;RolledBack;Superseded
+type ReleaseOutcome string
+
+// The release outcomes.
+const (
+	OutcomePromoted   ReleaseOutcome = "Promoted"
+	OutcomeRolledBack ReleaseOutcome = "RolledBack"
+	// OutcomeSuperseded: the target changed to another revision before the release ended.
+	OutcomeSuperseded ReleaseOutcome = "Superseded"
+)
+
+// ReleaseRecord is one past release.
+type ReleaseRecord struct {
+	// Revision that was released.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Revision string `json:"revision"`
+
+	// Outcome of the release.
+	// +required
+	Outcome ReleaseOutcome `json:"outcome"`
+
+	// AbortReason says why a rolled-back release was rolled back.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	AbortReason string `json:"abortReason,omitempty"`
+
+	// Message explains the outcome.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// StartTime is when the release began.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// EndTime is when the outcome was decided.
+	// +required
+	EndTime metav1.Time `json:"endTime"`
 }
 
 // AnalysisStatus counts the gate checks of the current release.
@@ -594,6 +751,10 @@ type AnalysisStatus struct {
 	// pre-promotion checks).
 	// +optional
 	StepPassed int32 `json:"stepPassed,omitempty"`
+	// ConsecutiveInconclusive counts the inconclusive checks since the last conclusive one
+	// (see spec.analysis.inconclusiveLimit).
+	// +optional
+	ConsecutiveInconclusive int32 `json:"consecutiveInconclusive,omitempty"`
 
 	// Verdict of the last check, over all gates.
 	// +optional

@@ -53,8 +53,8 @@ type Cluster struct {
 	// GatewayURL is Traefik's entrypoint; send requests with the route's Host header.
 	GatewayURL    string
 	PrometheusURL string
-
-	argv map[string][]string // how each process of ours was started, to restart it
+	// AccessLog is Traefik's access log: one JSON object per request (see ReadAccessLog).
+	AccessLog string
 }
 
 // Start brings everything up; on error what was started is stopped.
@@ -92,9 +92,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Cluster{Stack: s, Client: c, argv: map[string][]string{},
+	cl := &Cluster{Stack: s, Client: c,
 		GatewayURL:    fmt.Sprintf("http://%s:%d", stack.HostIP, GatewayPort),
-		PrometheusURL: fmt.Sprintf("http://%s:%d", stack.HostIP, PrometheusPort)}
+		PrometheusURL: fmt.Sprintf("http://%s:%d", stack.HostIP, PrometheusPort),
+		// Not *.log: LogTails would print JSON lines of requests.
+		AccessLog: filepath.Join(s.LogDir, "traefik-access.jsonl")}
 
 	start := time.Now()
 	if _, err := envtest.InstallCRDs(s.Config, envtest.CRDInstallOptions{
@@ -156,11 +158,17 @@ func (c *Cluster) startTraefik(bin string) error {
 		// Traefik's own entrypoint defaults to :8080 on every address, which the pods use.
 		fmt.Sprintf("--entrypoints.traefik.address=%s:%d", h, TraefikPing),
 		"--ping=true", "--ping.entrypoint=traefik",
+		// The API (on the same entrypoint, inside the namespace only) shows what Traefik serves
+		// now, which tests compare with what the route's status claims (see ServedWeights).
+		"--api=true", "--api.insecure=true",
 		"--providers.kubernetesgateway=true", "--providers.kubernetesgateway.statusaddress.ip=" + h,
 		"--providers.kubernetescrd=true", "--providers.providersthrottleduration=100ms",
 		"--metrics.prometheus=true", "--metrics.prometheus.entrypoint=metrics", "--metrics.prometheus.addserviceslabels=true",
 		"--metrics.prometheus.buckets=0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5",
 		"--log.level=INFO",
+		// Which backend address served (or failed) each request, found by its RequestIDHeader.
+		"--accesslog=true", "--accesslog.format=json", "--accesslog.filepath=" + c.AccessLog,
+		"--accesslog.fields.headers.defaultmode=drop", "--accesslog.fields.headers.names." + RequestIDHeader + "=keep",
 	})
 	return err
 }
@@ -200,33 +208,25 @@ const (
 	Manager    = "sluice-manager"
 	Prometheus = "prometheus"
 	Traefik    = "traefik"
+	// APIServer is the stack's kube-apiserver: etcd keeps the data and the certificates stay,
+	// so a restart is a crash and a recovery, and every client reconnects by itself.
+	APIServer = stack.APIServer
 )
 
 func (c *Cluster) run(name string, argv []string) error {
-	c.argv[name] = argv
 	_, err := c.Run(name, argv, nil)
 	return err
 }
 
 // Kill stops one of the cluster's processes at once (SIGKILL), like a crash.
 func (c *Cluster) Kill(name string) error {
-	p := c.Process(name)
-	if p == nil {
-		return fmt.Errorf("no process %s", name)
-	}
-	p.Stop(0)
-	<-p.Done()
-	return nil
+	return c.Stack.Kill(name)
 }
 
 // Restart starts a killed process again as it was started, and waits until the cluster is
 // ready again.
 func (c *Cluster) Restart(ctx context.Context, name string) error {
-	argv, ok := c.argv[name]
-	if !ok {
-		return fmt.Errorf("no process %s", name)
-	}
-	if _, err := c.Run(name, argv, nil); err != nil {
+	if _, err := c.Stack.Restart(ctx, name); err != nil {
 		return err
 	}
 	return c.waitReady(ctx)

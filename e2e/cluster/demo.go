@@ -15,6 +15,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/probe"
 )
 
 // DemoImage is the image the node agent runs as the demo app.
@@ -113,9 +114,13 @@ func (c *Cluster) WatchWeightZero(ctx context.Context, ns, svc string) <-chan ti
 	return out
 }
 
-// BackendWeight is the weight a route gives Service svc (0 when it does not reference it).
+// BackendWeight is the weight a route gives Service svc (0 when it does not reference it). The
+// data-plane probe's rule is not counted: it takes only Sluice's probe requests.
 func BackendWeight(rt *gatewayv1.HTTPRoute, svc string) int32 {
 	for _, rule := range rt.Spec.Rules {
+		if probe.IsRule(rule) {
+			continue
+		}
 		for _, b := range rule.BackendRefs {
 			if string(b.Name) == svc {
 				return ptr.Deref(b.Weight, 1)

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/e2e/cluster"
 	"github.com/sluice-mesh/sluice/e2e/load"
+	"github.com/sluice-mesh/sluice/internal/cli"
 )
 
 func main() {
@@ -115,6 +117,8 @@ func run(ctx context.Context, exit bool) error {
 	sayHeader("Summary")
 	say("v2  promoted in %s; %d requests answered during the release, %d of them by v2, %d failed.",
 		v2took.Round(100*time.Millisecond), v2.Total, v2.ByVersion["v2"], v2.Total-v2.ByCode[http.StatusOK])
+	say("v1  from Healthy to the end: %d requests, %d failed other than v3's own 500s (the data plane is", c.Total, unexpectedFailures(c, "v3"))
+	say("      proven to serve every split before a weight moves or time counts).")
 	say("v3  rolled back (%s). From its first failed request:", r.Status.AbortReason)
 	say("      to weight 0 on the route:      %s", weightZero.Sub(c.FirstFailure["v3"]).Round(10*time.Millisecond))
 	say("      to its last answered request:  %s", c.LastSeen["v3"].Sub(c.FirstFailure["v3"]).Round(10*time.Millisecond))
@@ -148,14 +152,16 @@ func waitRollout(ctx context.Context, cl *cluster.Cluster, ns string, cond func(
 	return r, err
 }
 
-// startView prints one line a second: phase, step, weights, gate verdict and value, and the
-// requests each version answered in that second. The returned func stops it.
+// startView shows the release as users see it: `kubectl sluice get rollout` (the plugin's own
+// code) whenever the phase, step, weights or a gate verdict change, and one line a second with
+// the requests each version answered. The returned func stops it.
 func startView(ctx context.Context, cl *cluster.Cluster, ns string, g *load.Generator) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		last := g.Snapshot()
+		shown := ""
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
@@ -168,8 +174,16 @@ func startView(ctx context.Context, cl *cluster.Cluster, ns string, g *load.Gene
 			d := now.Since(last)
 			last = now
 			r := mustGet(ctx, cl, ns)
-			say("  %s  %-11s step %-3s canary %3d%%  gate %-26s  last second: %s", time.Now().Format("15:04:05"),
-				r.Status.Phase, step(r), r.Status.CanaryWeight, gate(r), perVersion(d))
+			if key := fmt.Sprintf("%s/%s/%d/%s", r.Status.Phase, step(r), r.Status.CanaryWeight, gate(r)); key != shown {
+				shown = key
+				var out bytes.Buffer
+				cli.Main([]string{"get", "rollout", "shop", "-n", ns, "--kubeconfig", cl.Kubeconfig, "--no-color"}, &out, &out)
+				say("  $ kubectl sluice get rollout shop -n %s", ns)
+				for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+					say("  %s", line)
+				}
+			}
+			say("  %s  last second: %s", time.Now().Format("15:04:05"), perVersion(d))
 		}
 	}()
 	return func() { cancel(); <-done }
@@ -210,6 +224,18 @@ func perVersion(c load.Counts) string {
 		return "no answers"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// unexpectedFailures counts the failed requests except the 500s the bad version answered on
+// purpose.
+func unexpectedFailures(c load.Counts, bad string) int {
+	n := c.Total - c.ByCode[http.StatusOK]
+	for _, f := range c.Failures {
+		if f.Version == bad && f.Code == http.StatusInternalServerError {
+			n--
+		}
+	}
+	return n
 }
 
 func say(format string, args ...any) { fmt.Printf(format+"\n", args...) }

@@ -6,12 +6,22 @@
 //	GET /         200 {"version": "...", "pod": "..."}, header X-Version (500 for the
 //	              --error-rate share of requests, spread evenly: rate 0.1 fails every 10th)
 //	GET /healthz  200 always
-//	GET /readyz   200, or 503 with --fail-ready
+//	GET /readyz   200, or 503 with --fail-ready, during --ready-delay after the start, and once
+//	              SIGTERM arrived
+//
+// Answers to / also say who answered and in what state, so a test can prove where traffic
+// went: X-Pod (the pod's name), X-Ready ("true" when /readyz would have answered 200 at the
+// moment the request arrived) and X-Terminating ("true" when SIGTERM had arrived before it).
+//
+// On SIGTERM the app keeps serving for --shutdown-delay (default 0: it stops listening at
+// once), as an app with a preStop pause does; requests that still reach it then are answered
+// and marked X-Terminating instead of being refused, so they can be counted.
 //
 // Every flag also reads an environment variable (flag wins): VERSION (else IMAGE_TAG, which the
-// node agent sets from the image tag, else "dev"), ERROR_RATE, LATENCY, FAIL_READY. --listen
-// defaults to :$PORT (the container port the agent passes; else :8080) on $POD_IP: all pods
-// share one network namespace, so each must bind its own address.
+// node agent sets from the image tag, else "dev"), ERROR_RATE, LATENCY, FAIL_READY,
+// READY_DELAY, SHUTDOWN_DELAY. --listen defaults to :$PORT (the container port the agent
+// passes; else :8080) on $POD_IP: all pods share one network namespace, so each must bind its
+// own address.
 package main
 
 import (
@@ -27,6 +37,7 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -37,6 +48,10 @@ type app struct {
 	errorRate float64
 	latency   time.Duration
 	failReady bool
+	// readyAt is when /readyz starts answering 200 (the start plus --ready-delay).
+	readyAt       time.Time
+	shutdownDelay time.Duration
+	terminating   atomic.Bool // SIGTERM arrived
 
 	mu       sync.Mutex
 	requests uint64
@@ -48,26 +63,40 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Addr: listen, Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("demo-app %s (pod %q) listening on %s: error-rate=%g latency=%v fail-ready=%v",
-		a.version, a.pod, ln.Addr(), a.errorRate, a.latency, a.failReady)
+	log.Printf("demo-app %s (pod %q) listening on %s: error-rate=%g latency=%v fail-ready=%v ready-delay=%v shutdown-delay=%v",
+		a.version, a.pod, ln.Addr(), a.errorRate, a.latency, a.failReady, time.Until(a.readyAt).Round(time.Millisecond), a.shutdownDelay)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if err := a.serveUntil(ctx, ln); err != nil {
+		stop()
+		log.Fatal(err) //nolint:gocritic // stop() ran above
+	}
+	log.Print("demo-app stopped")
+}
+
+// serveUntil serves on ln until ctx ends (SIGTERM), then --shutdown-delay longer, marked
+// terminating, then stops listening and lets the requests in flight finish.
+func (a *app) serveUntil(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
+		a.terminating.Store(true)
+		if a.shutdownDelay > 0 {
+			log.Printf("demo-app: terminating; serving %v more", a.shutdownDelay)
+			time.Sleep(a.shutdownDelay)
+		}
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		stop()
-		log.Fatal(err) //nolint:gocritic // stop() ran above
+		return err
 	}
-	log.Print("demo-app stopped")
+	return nil
 }
 
 func parse(args []string) (*app, string, error) {
@@ -77,8 +106,13 @@ func parse(args []string) (*app, string, error) {
 	rate := fs.Float64("error-rate", envFloat("ERROR_RATE"), "share of / requests answered 500, 0..1")
 	latency := fs.Duration("latency", envDuration("LATENCY"), "delay added to / requests")
 	failReady := fs.Bool("fail-ready", os.Getenv("FAIL_READY") == "true", "answer 503 on /readyz")
+	readyDelay := fs.Duration("ready-delay", envDuration("READY_DELAY"), "answer 503 on /readyz for this long after the start (a warm-up)")
+	shutdownDelay := fs.Duration("shutdown-delay", envDuration("SHUTDOWN_DELAY"), "keep serving this long after SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return nil, "", err
+	}
+	if *readyDelay < 0 || *shutdownDelay < 0 {
+		return nil, "", fmt.Errorf("--ready-delay %v, --shutdown-delay %v: must not be negative", *readyDelay, *shutdownDelay)
 	}
 	if *rate < 0 || *rate > 1 {
 		return nil, "", fmt.Errorf("--error-rate %g: must be between 0 and 1", *rate)
@@ -94,7 +128,8 @@ func parse(args []string) (*app, string, error) {
 	if pod == "" {
 		pod, _ = os.Hostname()
 	}
-	a := &app{version: *version, pod: pod, errorRate: *rate, latency: *latency, failReady: *failReady}
+	a := &app{version: *version, pod: pod, errorRate: *rate, latency: *latency, failReady: *failReady,
+		readyAt: time.Now().Add(*readyDelay), shutdownDelay: *shutdownDelay}
 	return a, net.JoinHostPort(host, port), nil
 }
 
@@ -102,8 +137,8 @@ func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if a.failReady {
-			http.Error(w, "not ready (--fail-ready)", http.StatusServiceUnavailable)
+		if why := a.notReady(); why != "" {
+			http.Error(w, "not ready ("+why+")", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = fmt.Fprintln(w, "ok")
@@ -112,7 +147,25 @@ func (a *app) routes() http.Handler {
 	return mux
 }
 
+// notReady says why /readyz fails now, "" when it answers 200.
+func (a *app) notReady() string {
+	switch {
+	case a.failReady:
+		return "--fail-ready"
+	case a.terminating.Load():
+		return "terminating"
+	case time.Now().Before(a.readyAt):
+		return "--ready-delay"
+	}
+	return ""
+}
+
 func (a *app) serve(w http.ResponseWriter, r *http.Request) {
+	// The state when the request arrived, before any --latency.
+	ready, terminating := a.notReady() == "", a.terminating.Load()
+	w.Header().Set("X-Pod", a.pod)
+	w.Header().Set("X-Ready", strconv.FormatBool(ready))
+	w.Header().Set("X-Terminating", strconv.FormatBool(terminating))
 	if a.latency > 0 {
 		select {
 		case <-time.After(a.latency):

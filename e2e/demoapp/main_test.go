@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestErrorRateIsExactAndSpread(t *testing.T) {
@@ -53,5 +58,95 @@ func TestResponsesCarryVersion(t *testing.T) {
 	a.routes().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz with --fail-ready = %d, want 503", rec.Code)
+	}
+}
+
+// Answers say which pod served them and in what state: warming up (--ready-delay), ready, then
+// terminating after SIGTERM; /readyz agrees with X-Ready.
+func TestResponsesCarryPodState(t *testing.T) {
+	t.Setenv("POD_NAME", "shop-a-5d8f7c-x2x4q")
+	a, _, err := parse([]string{"--version=v2", "--ready-delay=1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		a.routes().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec
+	}
+	for _, step := range []struct {
+		name                     string
+		set                      func()
+		ready, terminating, code string
+	}{
+		{"warming up", func() {}, "false", "false", "503"},
+		{"ready", func() { a.readyAt = time.Now() }, "true", "false", "200"},
+		{"terminating", func() { a.terminating.Store(true) }, "false", "true", "503"},
+	} {
+		step.set()
+		rec := get("/")
+		h := rec.Header()
+		if rec.Code != 200 || h.Get("X-Pod") != "shop-a-5d8f7c-x2x4q" || h.Get("X-Ready") != step.ready || h.Get("X-Terminating") != step.terminating {
+			t.Errorf("%s: GET / = %d, X-Pod %q X-Ready %q X-Terminating %q; want ready %s terminating %s",
+				step.name, rec.Code, h.Get("X-Pod"), h.Get("X-Ready"), h.Get("X-Terminating"), step.ready, step.terminating)
+		}
+		if got := get("/readyz").Code; strconv.Itoa(got) != step.code {
+			t.Errorf("%s: GET /readyz = %d, want %s", step.name, got, step.code)
+		}
+	}
+	if _, _, err := parse([]string{"--shutdown-delay=-1s"}); err == nil || !strings.Contains(err.Error(), "--shutdown-delay") {
+		t.Errorf("a negative --shutdown-delay: %v", err)
+	}
+}
+
+// After SIGTERM (ctx ends) the app answers for --shutdown-delay, marked terminating, then
+// refuses connections.
+func TestShutdownDelayKeepsServingMarked(t *testing.T) {
+	a, _, err := parse([]string{"--version=v1", "--shutdown-delay=300ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, sigterm := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.serveUntil(ctx, ln) }()
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
+	url := "http://" + ln.Addr().String() + "/"
+	// get returns the answer's headers (the body is closed).
+	get := func() (http.Header, error) {
+		resp, err := hc.Get(url)
+		if err != nil {
+			return nil, err
+		}
+		_ = resp.Body.Close()
+		return resp.Header, nil
+	}
+	if h, err := get(); err != nil || h.Get("X-Terminating") != "false" {
+		t.Fatalf("before SIGTERM: %v %v", h, err)
+	}
+	signalled := time.Now()
+	sigterm()
+	var marked int
+	for {
+		h, err := get()
+		if err != nil {
+			break
+		}
+		if h.Get("X-Terminating") == "true" && h.Get("X-Ready") == "false" {
+			marked++
+		}
+		if time.Since(signalled) > 2*time.Second {
+			t.Fatal("still serving 2 s after SIGTERM with --shutdown-delay=300ms")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if took := time.Since(signalled); marked == 0 || took < 300*time.Millisecond {
+		t.Errorf("after SIGTERM: %d answers marked terminating, refused after %v", marked, took)
+	}
+	if err := <-served; err != nil {
+		t.Error(err)
 	}
 }

@@ -1,13 +1,18 @@
 // Package load sends steady HTTP traffic through a Gateway and counts what answers: requests
 // per version (the demo app's X-Version header), status codes, and when each version was last
 // seen. The e2e scenarios assert on these counts, and the rollback benchmark measures when the
-// last request reached a rolled-back version.
+// last request reached a rolled-back version. With Keep set it also records every request
+// (Result): who answered it and in what state (the demo app's X-Pod, X-Ready and
+// X-Terminating headers), or why it failed (Cause), for scenarios that must account for each
+// request.
 package load
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -25,9 +30,16 @@ type Generator struct {
 	Workers int
 	// Client sends the requests (its Transport may dial into a network namespace).
 	Client *http.Client
+	// Keep records every request as a Result (see Results).
+	Keep bool
+	// IDHeader, when set, carries a unique id per request (<ID prefix><sequence>), so a
+	// request can be found in the Gateway's access log.
+	IDHeader string
 
-	mu     sync.Mutex
-	counts Counts
+	mu      sync.Mutex
+	counts  Counts
+	seq     uint64
+	results []Result
 }
 
 // Counts is what the Generator has seen so far.
@@ -41,6 +53,9 @@ type Counts struct {
 	LastSeen  map[string]time.Time
 	// FirstFailure is, per version, when it first answered with a 5xx.
 	FirstFailure map[string]time.Time
+	// Failures are the requests that got no 200, in order of completion (the first
+	// maxFailures of them).
+	Failures []Failure
 }
 
 func newCounts() Counts {
@@ -98,18 +113,44 @@ func (g *Generator) once(ctx context.Context) {
 			req.Header.Add(k, v)
 		}
 	}
+	start := time.Now()
+	res := Result{Start: start}
+	if g.IDHeader != "" {
+		g.mu.Lock()
+		g.seq++
+		res.ID = fmt.Sprintf("%s%d", idPrefix, g.seq)
+		g.mu.Unlock()
+		req.Header.Set(g.IDHeader, res.ID)
+	}
 	resp, err := g.Client.Do(req)
 	now := time.Now()
 	if err != nil {
 		if ctx.Err() == nil {
-			g.record(func(c *Counts) { c.Errors++ })
+			res.End, res.Err = now, err
+			g.record(func(c *Counts) {
+				c.Errors++
+				c.addFailure(Failure{Start: start, End: now, Err: err.Error()})
+			}, res)
 		}
 		return
+	}
+	var failure *Failure
+	if resp.StatusCode != http.StatusOK {
+		f := failureOf(start, now, resp)
+		failure = &f
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	version := resp.Header.Get("X-Version")
+	res.End, res.Code = time.Now(), resp.StatusCode
+	if version != "" {
+		res.App = &AppInfo{Version: version, Pod: resp.Header.Get("X-Pod"),
+			Ready: resp.Header.Get("X-Ready") == "true", Terminating: resp.Header.Get("X-Terminating") == "true"}
+	}
 	g.record(func(c *Counts) {
+		if failure != nil {
+			c.addFailure(*failure)
+		}
 		c.ByCode[resp.StatusCode]++
 		if version != "" {
 			c.ByVersion[version]++
@@ -121,10 +162,13 @@ func (g *Generator) once(ctx context.Context) {
 				c.FirstFailure[version] = now
 			}
 		}
-	})
+	}, res)
 }
 
-func (g *Generator) record(f func(*Counts)) {
+// idPrefix tells this process's request ids apart from other clients' in a shared log.
+var idPrefix = fmt.Sprintf("load-%d-", os.Getpid())
+
+func (g *Generator) record(f func(*Counts), res Result) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.counts.ByVersion == nil {
@@ -132,6 +176,16 @@ func (g *Generator) record(f func(*Counts)) {
 	}
 	g.counts.Total++
 	f(&g.counts)
+	if g.Keep {
+		g.results = append(g.results, res)
+	}
+}
+
+// Results copies the requests recorded so far (Keep), in the order they completed.
+func (g *Generator) Results() []Result {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]Result(nil), g.results...)
 }
 
 // Snapshot copies the counts so far.
@@ -155,6 +209,7 @@ func (g *Generator) Snapshot() Counts {
 	for k, v := range g.counts.FirstFailure {
 		c.FirstFailure[k] = v
 	}
+	c.Failures = append([]Failure(nil), g.counts.Failures...)
 	return c
 }
 
@@ -194,6 +249,9 @@ func (c Counts) Since(before Counts) Counts {
 		if n := v - before.ByCode[k]; n > 0 {
 			d.ByCode[k] = n
 		}
+	}
+	if len(before.Failures) <= len(c.Failures) {
+		d.Failures = append([]Failure(nil), c.Failures[len(before.Failures):]...)
 	}
 	return d
 }

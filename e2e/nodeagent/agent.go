@@ -88,6 +88,7 @@ type Agent struct {
 	pods    map[string]*podRuntime // by namespace/name
 	seen    map[types.UID]time.Time
 	timings []PodTiming
+	events  []PodEvent
 	stopped bool
 }
 
@@ -99,6 +100,48 @@ type PodTiming struct {
 	SeenToReady time.Duration
 	// StartToReady runs from the process start to the first successful probe.
 	StartToReady time.Duration
+}
+
+// PodEvent is a moment in a pod's life as the agent saw it: a test lines up requests with it
+// to tell which pod (by address) served them and whether that pod was ready or going away.
+type PodEvent struct {
+	Time time.Time
+	Pod  string // namespace/name
+	UID  types.UID
+	IP   string
+	Kind PodEventKind
+}
+
+// PodEventKind is what happened to a pod.
+type PodEventKind string
+
+// The events, in the order a pod goes through them.
+const (
+	PodStarted PodEventKind = "started" // its process started on IP
+	// PodReady: the readiness probe passed and Ready=true is about to be written to the API
+	// server (what EndpointSlices follow): no data plane can know of the pod as ready before.
+	// PodUnready: the probe failed and Ready=false is about to be written.
+	PodReady   PodEventKind = "ready"
+	PodUnready PodEventKind = "unready"
+	// PodTerminating: the pod is being deleted and the agent is stopping its process (SIGTERM,
+	// SIGKILL after the grace period); PodStopped once it has exited and its address is gone.
+	PodTerminating PodEventKind = "terminating"
+	PodStopped     PodEventKind = "stopped"
+	PodExited      PodEventKind = "exited" // the process exited by itself (a restart may follow)
+)
+
+// PodEvents returns what happened to pods so far, in order.
+func (a *Agent) PodEvents() []PodEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]PodEvent(nil), a.events...)
+}
+
+func (a *Agent) event(rt *podRuntime, kind PodEventKind) {
+	e := PodEvent{Time: time.Now(), Pod: rt.key, UID: rt.uid, IP: rt.ip, Kind: kind}
+	a.mu.Lock()
+	a.events = append(a.events, e)
+	a.mu.Unlock()
 }
 
 // Start registers the node and its lease, then handles pods until Stop.

@@ -27,6 +27,9 @@ const (
 	backoffReset  = 10 * time.Second // a run this long resets the backoff
 	maxStopGrace  = 10 * time.Second
 	fastProbeTick = 100 * time.Millisecond
+	// Status writes that fail (API server away) are retried this often, doubling.
+	statusRetryMin = 100 * time.Millisecond
+	statusRetryMax = 2 * time.Second
 )
 
 // probeClient probes like the kubelet: no keep-alive (every probe is a fresh connection, so a
@@ -120,6 +123,10 @@ func (rt *podRuntime) supervise(ctx context.Context) {
 		rt.mu.Lock()
 		rt.proc = proc
 		rt.mu.Unlock()
+		rt.a.event(rt, PodStarted)
+		if rt.spec.container.ReadinessProbe == nil {
+			rt.a.event(rt, PodReady)
+		}
 		rt.writeStatus(ctx)
 		if rt.spec.container.ReadinessProbe == nil && !everReady {
 			everReady = true
@@ -157,6 +164,7 @@ func (rt *podRuntime) exited(ctx context.Context, proc *netns.Process, started t
 	policy := rt.pod.Spec.RestartPolicy
 	restart := policy == corev1.RestartPolicyAlways || policy == "" || (policy == corev1.RestartPolicyOnFailure && code != 0)
 	rt.a.opts.Logf("nodeagent: pod %s: process exited with %d (restart: %v)", rt.key, code, restart)
+	rt.a.event(rt, PodExited)
 	rt.update(func(s *runState) {
 		s.running, s.ready, s.last = false, false, term
 		if !restart {
@@ -239,6 +247,7 @@ func (rt *podRuntime) probeUntilExit(ctx context.Context, proc *netns.Process, s
 		case !ready && ok && successes >= successThreshold:
 			ready, readySinceStart = true, true
 			rt.update(func(s *runState) { s.ready = true })
+			rt.a.event(rt, PodReady)
 			rt.writeStatus(ctx)
 			if !*everReady {
 				*everReady = true
@@ -247,6 +256,7 @@ func (rt *podRuntime) probeUntilExit(ctx context.Context, proc *netns.Process, s
 		case ready && !ok && failures >= failThreshold:
 			ready = false
 			rt.update(func(s *runState) { s.ready = false })
+			rt.a.event(rt, PodUnready)
 			rt.writeStatus(ctx)
 		}
 		interval := period
@@ -316,8 +326,26 @@ func (rt *podRuntime) port(p intstr.IntOrString) string {
 	return p.StrVal // numeric string, or a name that fails the probe visibly
 }
 
-// writeStatus writes the pod's status from the runtime state.
+// writeStatus writes the pod's status from the runtime state, retrying until it is written or
+// ctx ends: like the kubelet, a pod's status must reach the API server also when the server
+// was briefly away (else a pod would stay not Ready for good after a restart of it).
 func (rt *podRuntime) writeStatus(ctx context.Context) {
+	backoff := statusRetryMin
+	for {
+		err := rt.writeStatusOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		rt.a.opts.Logf("nodeagent: writing status of pod %s: %v (retrying in %v)", rt.key, err, backoff)
+		if !sleepCtx(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, statusRetryMax)
+	}
+}
+
+// writeStatusOnce writes the pod's status from the runtime state as it is now.
+func (rt *podRuntime) writeStatusOnce(ctx context.Context) error {
 	rt.mu.Lock()
 	s := rt.st
 	pid := 0
@@ -360,9 +388,7 @@ func (rt *podRuntime) writeStatus(ctx context.Context) {
 		setPodCondition(st, corev1.ContainersReady, ready, reason, now)
 		setPodCondition(st, corev1.PodReady, ready, reason, now)
 	})
-	if err != nil {
-		a.opts.Logf("nodeagent: writing status of pod %s: %v", rt.key, err)
-	}
+	return err
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -131,8 +131,10 @@ func (a *Agent) release(rt *podRuntime) {
 	if rt.failed {
 		return
 	}
+	a.event(rt, PodTerminating)
 	rt.cancel()
 	<-rt.done
+	a.event(rt, PodStopped)
 	if err := a.opts.NS.DelAddr(rt.ip+"/32", "lo"); err != nil {
 		a.opts.Logf("nodeagent: removing %s of pod %s: %v", rt.ip, rt.key, err)
 	}

@@ -122,13 +122,12 @@ func TestSuccessfulCanary(t *testing.T) {
 		t.Errorf("after promotion: stable %s abort %q", r.Status.StableSlot, r.Status.AbortReason)
 	}
 	afterPromotion(t, g, "v2")
-	// Once traffic flows, a healthy release must not cost failed requests: no 404 while routes
-	// change, no 5xx, no connection error. One is tolerated: in 1 of 4 runs a single request
-	// failed at the first weight change (Traefik's view of the canary's EndpointSlice may lag
-	// the pods' readiness; TrafficApplied reads the route's status, not the data plane).
+	// Once traffic flows, a healthy release must not cost a single failed request: no 404 while
+	// routes change, no 5xx, no connection error (weights move only once the data plane is
+	// proven to serve the canary and the split, see TestWeightMovesOnlyWhenDataPlaneServesCanary).
 	total := g.Snapshot()
 	release := total.Since(warm)
-	if failed := release.Total - release.ByCode[http.StatusOK]; failed > 1 {
+	if failed := release.Total - release.ByCode[http.StatusOK]; failed > 0 {
 		t.Errorf("during the release: codes %v, transport errors %d of %d requests", release.ByCode, release.Errors, release.Total)
 	}
 	t.Logf("served: %v, codes %v (during the release: %v)", total.ByVersion, total.ByCode, release.ByCode)

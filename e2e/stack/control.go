@@ -17,6 +17,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
+// APIServer is the name kube-apiserver runs under (Process, Kill, Restart).
+const APIServer = "kube-apiserver"
+
 // BuildHint is the command that builds etcd, kube-apiserver and kube-controller-manager.
 const BuildHint = "hack/envtest-binaries.sh"
 
@@ -113,7 +116,7 @@ func (s *Stack) startControlPlane(ctx context.Context) (err error) {
 		return err
 	}
 	if err := s.waitAPIServer(ctx, s.Client); err != nil {
-		return s.withLog(err, "kube-apiserver", "etcd")
+		return s.withLog(err, APIServer, "etcd")
 	}
 	if err := s.startControllerManager(); err != nil {
 		return err
@@ -139,7 +142,7 @@ func (s *Stack) startEtcd() error {
 }
 
 func (s *Stack) startAPIServer() error {
-	_, err := s.Run("kube-apiserver", []string{
+	_, err := s.Run(APIServer, []string{
 		filepath.Join(s.binDir, "kube-apiserver"),
 		"--etcd-servers=http://127.0.0.1:2379",
 		"--bind-address=" + HostIP,
@@ -187,7 +190,7 @@ const serviceCIDR = "10.96.0.0/16"
 
 // waitAPIServer polls /readyz until it answers ok, or the process exits, or ctx ends.
 func (s *Stack) waitAPIServer(ctx context.Context, c kubernetes.Interface) error {
-	apiserver := s.Process("kube-apiserver")
+	apiserver := s.Process(APIServer)
 	var last error
 	for {
 		body, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)

@@ -24,7 +24,14 @@ func StartForTest(t testing.TB, opts Options) *Stack {
 	if opts.Logf == nil {
 		opts.Logf = t.Logf
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// The lock may be held by another package's whole e2e run: wait for it as long as the
+	// test may run; Start bounds the start itself.
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if deadline, set := d.Deadline(); set {
+			ctx, cancel = context.WithDeadline(ctx, deadline.Add(-30*time.Second))
+		}
+	}
 	defer cancel()
 	s, err := Start(ctx, opts)
 	if err != nil {

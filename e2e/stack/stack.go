@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -53,6 +54,10 @@ type Options struct {
 	Controllers []string
 	// Logf receives progress lines (t.Logf in tests). Default: discarded.
 	Logf func(format string, args ...any)
+	// StartTimeout bounds the start once the machine-wide lock is held (default 3 minutes).
+	// Waiting for the lock is bounded only by Start's ctx: `go test ./...` runs the e2e
+	// packages in parallel, and one waits for the other's whole run.
+	StartTimeout time.Duration
 }
 
 // Stack is a running cluster.
@@ -85,7 +90,8 @@ type Stack struct {
 
 	mu      sync.Mutex
 	procs   []*netns.Process
-	cleanup []func() // in start order; Stop runs them in reverse
+	started map[string]startSpec // how each name was run, for Restart
+	cleanup []func()             // in start order; Stop runs them in reverse
 	stop    sync.Once
 	stopErr error
 }
@@ -104,7 +110,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if len(opts.Controllers) == 0 {
 		opts.Controllers = DefaultControllers
 	}
-	s := &Stack{opts: opts, Timings: map[string]time.Duration{}, APIServerURL: fmt.Sprintf("https://%s:%d", HostIP, APIServerPort)}
+	s := &Stack{opts: opts, Timings: map[string]time.Duration{}, started: map[string]startSpec{}, APIServerURL: fmt.Sprintf("https://%s:%d", HostIP, APIServerPort)}
 	if s.binDir, err = kubeBinaries(opts.BinDir); err != nil {
 		return nil, err
 	}
@@ -140,6 +146,11 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if s.net, err = setupNetwork(ctx, opts.Logf); err != nil {
 		return nil, err
 	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 3 * time.Minute
+	}
+	ctx, cancelStart := context.WithTimeout(ctx, opts.StartTimeout)
+	defer cancelStart()
 	s.NS, s.Name = s.net.ns, s.net.ns.Name
 	s.Timings["network"] = time.Since(begin)
 	opts.Logf("stack: network namespace %s, logs in %s", s.Name, s.LogDir)
@@ -189,9 +200,20 @@ func (s *Stack) startAgent(ctx context.Context) error {
 // stack started earlier. Its environment is PATH, HOME (a scratch folder),
 // KUBECONFIG=s.Kubeconfig, then env (later entries win). Inside the namespace the API server
 // is s.APIServerURL and pods are at their pod IPs; bind listeners to HostIP, not 0.0.0.0.
+//
+// A name whose process has exited may be run again: it keeps its log and its place in Stop's
+// order (a restarted API server still stops after its clients).
 func (s *Stack) Run(name string, argv []string, env []string) (*Process, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.runLocked(name, startSpec{argv: argv, env: env})
+}
+
+// startSpec is how a process was started.
+type startSpec struct{ argv, env []string }
+
+func (s *Stack) runLocked(name string, spec startSpec) (*Process, error) {
+	_, again := s.started[name]
 	for i, p := range s.procs {
 		if p.Name != name {
 			continue
@@ -204,12 +226,59 @@ func (s *Stack) Run(name string, argv []string, env []string) (*Process, error) 
 		break
 	}
 	base := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Join(s.Dir, "home"), "KUBECONFIG=" + s.Kubeconfig}
-	p, err := s.NS.Start(name, filepath.Join(s.LogDir, name+".log"), argv, append(base, env...))
+	p, err := s.NS.Start(name, filepath.Join(s.LogDir, name+".log"), spec.argv, append(base, spec.env...))
 	if err != nil {
 		return nil, err
 	}
 	s.procs = append(s.procs, p)
-	s.cleanup = append(s.cleanup, func() { p.Stop(10 * time.Second) })
+	s.started[name] = spec
+	if !again {
+		// Stops whichever process runs under the name by then.
+		s.cleanup = append(s.cleanup, func() {
+			if p := s.Process(name); p != nil {
+				p.Stop(10 * time.Second)
+			}
+		})
+	}
+	return p, nil
+}
+
+// Kill ends the process running under name with SIGKILL, like a crash (no chance to clean
+// up), and returns once it has exited.
+func (s *Stack) Kill(name string) error {
+	p := s.Process(name)
+	if p == nil || !p.Running() {
+		return fmt.Errorf("no running process %s in the stack", name)
+	}
+	// Its own process group (netns.Start): the whole group goes.
+	if err := syscall.Kill(-p.PID(), syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing %s: %w", name, err)
+	}
+	<-p.Done()
+	return nil
+}
+
+// Restart starts an exited process again exactly as it was first run (same arguments, data
+// and certificates; its log gets a new start header). For kube-apiserver it returns once
+// /readyz answers ok: clients (client-go, informers, the node agent) reconnect by
+// themselves. Other processes are only started; their readiness is the caller's to judge.
+func (s *Stack) Restart(ctx context.Context, name string) (*Process, error) {
+	s.mu.Lock()
+	spec, ok := s.started[name]
+	if !ok {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("no process %s was started in the stack", name)
+	}
+	p, err := s.runLocked(name, spec)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if name == APIServer {
+		if err := s.waitAPIServer(ctx, s.Client); err != nil {
+			return p, s.withLog(err, APIServer)
+		}
+	}
 	return p, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/sluice-mesh/sluice/e2e/netns"
@@ -133,12 +134,18 @@ func (sc *scenario) rolloutV2(v1IPs []string) {
 func (sc *scenario) scaleToZero(podPIDs []int) {
 	t, ctx, c, s := sc.t, sc.ctx, sc.c, sc.s
 	scaled := time.Now()
-	scale, err := c.AppsV1().Deployments(ns).GetScale(ctx, "demo", metav1.GetOptions{})
+	// The Deployment controller writes the Deployment too (status after the rollout): a
+	// conflict is expected now and then, and means read again.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := c.AppsV1().Deployments(ns).GetScale(ctx, "demo", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = 0
+		_, err = c.AppsV1().Deployments(ns).UpdateScale(ctx, "demo", scale, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 0
-	if _, err := c.AppsV1().Deployments(ns).UpdateScale(ctx, "demo", scale, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, ctx, "no pods, no pod processes, no pod addresses", func() (bool, string) {

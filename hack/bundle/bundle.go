@@ -57,6 +57,14 @@ func build(o options) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The policy webhook's namespace selector has no place in a CSV: OLM scopes webhooks to
+	// the OperatorGroup's namespaces itself, and the handler ignores HTTPRoutes, Services
+	// and Deployments of namespaces not labelled for policy checks.
+	policyObjs, err := readYAML(filepath.Join(o.root, "config", "webhook", "policy_webhook.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	webhookObjs = append(webhookObjs, policyObjs...)
 	metricsSvc, err := readYAML(filepath.Join(o.root, "config", "default", "metrics_service.yaml"))
 	if err != nil {
 		return nil, err
@@ -284,7 +292,7 @@ func webhooks(objs []*unstructured.Unstructured, deployment string) ([]opv1alpha
 				return nil, err
 			}
 			for _, w := range c.Webhooks {
-				hooks = append(hooks, webhookFields{opv1alpha1.MutatingAdmissionWebhook, w.Name, w.ClientConfig, w.Rules, w.FailurePolicy, w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions})
+				hooks = append(hooks, webhookFields{opv1alpha1.MutatingAdmissionWebhook, w.Name, w.ClientConfig, w.Rules, w.FailurePolicy, w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions, w.MatchPolicy})
 			}
 		case "ValidatingWebhookConfiguration":
 			var c admissionv1.ValidatingWebhookConfiguration
@@ -292,7 +300,7 @@ func webhooks(objs []*unstructured.Unstructured, deployment string) ([]opv1alpha
 				return nil, err
 			}
 			for _, w := range c.Webhooks {
-				hooks = append(hooks, webhookFields{opv1alpha1.ValidatingAdmissionWebhook, w.Name, w.ClientConfig, w.Rules, w.FailurePolicy, w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions})
+				hooks = append(hooks, webhookFields{opv1alpha1.ValidatingAdmissionWebhook, w.Name, w.ClientConfig, w.Rules, w.FailurePolicy, w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions, w.MatchPolicy})
 			}
 		}
 		for _, h := range hooks {
@@ -304,7 +312,7 @@ func webhooks(objs []*unstructured.Unstructured, deployment string) ([]opv1alpha
 				GenerateName: h.name, Type: h.typ, DeploymentName: deployment,
 				ContainerPort: 443, TargetPort: &target, WebhookPath: h.client.Service.Path,
 				Rules: h.rules, FailurePolicy: h.failurePolicy, SideEffects: h.sideEffects,
-				TimeoutSeconds: h.timeout, AdmissionReviewVersions: h.reviewVersions,
+				TimeoutSeconds: h.timeout, AdmissionReviewVersions: h.reviewVersions, MatchPolicy: h.matchPolicy,
 			})
 		}
 	}
@@ -324,6 +332,7 @@ type webhookFields struct {
 	sideEffects    *admissionv1.SideEffectClass
 	timeout        *int32
 	reviewVersions []string
+	matchPolicy    *admissionv1.MatchPolicyType
 }
 
 func annotations(channel string) []byte {

@@ -77,7 +77,7 @@ func TestBundlePassesOLMValidation(t *testing.T) {
 			t.Logf("warning %s: %v", r.Name, w)
 		}
 	}
-	if n := len(b.CSV.Spec.WebhookDefinitions); n != 6 {
-		t.Errorf("CSV has %d webhook definitions, want 6 (defaulting and validation for 3 kinds)", n)
+	if n := len(b.CSV.Spec.WebhookDefinitions); n != 8 {
+		t.Errorf("CSV has %d webhook definitions, want 8 (defaulting and validation for 3 kinds, and the two policy webhooks)", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -80,25 +81,29 @@ func Evaluate(ctx context.Context, src MetricSource, spec *meshv1alpha1.HealthGa
 		}
 	}
 
+	// The metrics are queried at once: a check takes as long as its slowest query, not their
+	// sum (a slow Prometheus then costs one timeout per check, not one per metric).
+	res.Metrics = make([]meshv1alpha1.MetricVerdict, len(spec.Metrics))
+	errs := make([]error, len(spec.Metrics))
+	var wg sync.WaitGroup
 	for i := range spec.Metrics {
-		mv, err := e.metric(&spec.Metrics[i])
-		if err != nil {
-			// Stop: the next queries would wait for the same dead addresses, and a partial
-			// evaluation must not pass or fail the canary.
-			msg := truncate(err.Error())
-			res.Metrics = append(res.Metrics, meshv1alpha1.MetricVerdict{
-				Name: spec.Metrics[i].Name, Verdict: meshv1alpha1.VerdictUnreachable, Message: msg})
-			for _, m := range spec.Metrics[i+1:] {
-				res.Metrics = append(res.Metrics, meshv1alpha1.MetricVerdict{
-					Name: m.Name, Verdict: meshv1alpha1.VerdictUnreachable, Message: "not queried: Prometheus unreachable"})
-			}
-			res.Verdict, res.Address = meshv1alpha1.VerdictUnreachable, e.address
-			res.Message = truncate(spec.Metrics[i].Name + ": " + msg)
-			return res
-		}
-		res.Metrics = append(res.Metrics, mv)
+		wg.Go(func() { res.Metrics[i], errs[i] = e.metric(&spec.Metrics[i]) })
 	}
-	res.Address = e.address
+	wg.Wait()
+	res.Address = e.answered()
+	for i, err := range errs {
+		if err != nil {
+			// A partial evaluation must not pass or fail the canary.
+			msg := truncate(err.Error())
+			res.Metrics[i] = meshv1alpha1.MetricVerdict{Name: spec.Metrics[i].Name, Verdict: meshv1alpha1.VerdictUnreachable, Message: msg}
+			if res.Verdict != meshv1alpha1.VerdictUnreachable {
+				res.Verdict, res.Message = meshv1alpha1.VerdictUnreachable, truncate(spec.Metrics[i].Name+": "+msg)
+			}
+		}
+	}
+	if res.Verdict == meshv1alpha1.VerdictUnreachable {
+		return res
+	}
 	res.Verdict, res.Message = overall(res.Metrics)
 	if note != "" {
 		res.Message = truncate(res.Message + "; " + note)
@@ -131,18 +136,32 @@ func overall(ms []meshv1alpha1.MetricVerdict) (meshv1alpha1.Verdict, string) {
 }
 
 type evaluation struct {
-	ctx     context.Context
-	src     MetricSource
-	spec    *meshv1alpha1.HealthGateSpec
-	at      time.Time
-	vars    TemplateVars
+	ctx  context.Context
+	src  MetricSource
+	spec *meshv1alpha1.HealthGateSpec
+	at   time.Time
+	vars TemplateVars
+
+	mu      sync.Mutex
 	address string // last address that answered
+}
+
+func (e *evaluation) answeredBy(addr string) {
+	e.mu.Lock()
+	e.address = addr
+	e.mu.Unlock()
+}
+
+func (e *evaluation) answered() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.address
 }
 
 // all gives every metric the same verdict and message.
 func (e *evaluation) all(v meshv1alpha1.Verdict, msg string) Result {
 	msg = truncate(msg)
-	r := Result{Verdict: v, Message: msg, Address: e.address}
+	r := Result{Verdict: v, Message: msg, Address: e.answered()}
 	for _, m := range e.spec.Metrics {
 		r.Metrics = append(r.Metrics, meshv1alpha1.MetricVerdict{Name: m.Name, Verdict: v, Message: msg})
 	}
@@ -301,7 +320,7 @@ func (e *evaluation) run(q string) (reading, error) {
 	if err != nil {
 		var qe *QueryError
 		if errors.As(err, &qe) {
-			e.address = qe.Address
+			e.answeredBy(qe.Address)
 			return reading{problem: "query rejected by Prometheus, fix the HealthGate: " + qe.Msg}, nil
 		}
 		var ue *UnreachableError
@@ -311,7 +330,7 @@ func (e *evaluation) run(q string) (reading, error) {
 		}
 		return reading{}, ue
 	}
-	e.address = ans.Address
+	e.answeredBy(ans.Address)
 	r := reading{query: q}
 	if len(ans.Warnings) > 0 {
 		r.warnings = " (prometheus warning: " + strings.Join(ans.Warnings, "; ") + ")"

@@ -158,7 +158,8 @@ func (s *PrometheusSource) Query(ctx context.Context, query string, at time.Time
 		addr := s.addresses[i]
 		actx, cancel := context.WithTimeout(ctx, s.timeout)
 		// The timeout is sent too, so Prometheus stops evaluating a query nobody waits for.
-		v, warnings, err := api.Query(actx, query, at, promv1.WithTimeout(s.timeout))
+		// Infos (e.g. "metric might not be a counter") are hints to query authors, not errors.
+		v, warnings, _, err := api.Query(actx, query, at, promv1.WithTimeout(s.timeout))
 		cancel()
 		if err == nil {
 			return Answer{Value: v, Address: addr, Warnings: warnings}, nil

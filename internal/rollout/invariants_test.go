@@ -24,12 +24,18 @@ func (w *world) observe(spec *mv1.RolloutSpec, st *mv1.RolloutStatus) Observatio
 	o := Observations{Now: w.now, Generation: 1, Target: TargetState{Found: w.rng.IntN(50) != 0, Revision: w.target, Replicas: 2},
 		Slots: map[mv1.Slot]SlotState{a: w.slots[a], b: w.slots[b]}, Traffic: w.route}
 	o.Traffic.Weights = map[mv1.Slot]int32{a: w.route.Weights[a], b: w.route.Weights[b]}
+	o.Traffic.Reaches = map[mv1.Slot]bool{a: w.route.Reaches[a], b: w.route.Reaches[b]}
+	if w.route.Accepted && w.route.Split != "" && w.rng.IntN(2) == 0 {
+		// The data plane serves the accepted route at some point; the probe says so (or, one
+		// time in five, that no probe was possible and route status stands in).
+		o.Traffic.Proof = &Proof{Split: w.route.Split, OK: true, Probed: w.rng.IntN(5) != 0}
+	}
 	if CheckDue(spec, st, o) {
 		verdicts := []mv1.Verdict{mv1.VerdictPass, mv1.VerdictPass, mv1.VerdictPass, mv1.VerdictFail, mv1.VerdictInconclusive, mv1.VerdictUnreachable}
-		o.Check = &Check{Verdict: verdicts[w.rng.IntN(len(verdicts))]}
+		o.Check = &Check{Verdict: verdicts[w.rng.IntN(len(verdicts))], Premature: w.rng.IntN(4) == 0}
 	}
 	if w.rng.IntN(15) == 0 {
-		actions := []mv1.RolloutAction{mv1.ActionPromote, mv1.ActionAbort, mv1.ActionRetry, mv1.ActionPause, mv1.ActionResume}
+		actions := []mv1.RolloutAction{mv1.ActionPromote, mv1.ActionPromoteFull, mv1.ActionAbort, mv1.ActionRetry, mv1.ActionPause, mv1.ActionResume}
 		o.Action = actions[w.rng.IntN(len(actions))]
 	}
 	return o
@@ -38,6 +44,9 @@ func (w *world) observe(spec *mv1.RolloutSpec, st *mv1.RolloutStatus) Observatio
 func (w *world) apply(d Decision) {
 	for s, in := range d.Slots {
 		cur := w.slots[s]
+		if in.Keep {
+			continue // nothing written
+		}
 		if in.Revision != "" && in.Revision != cur.Revision {
 			cur = SlotState{Revision: in.Revision} // new template: pods restart, not ready
 		}
@@ -52,9 +61,25 @@ func (w *world) apply(d Decision) {
 		}
 		w.slots[s] = cur
 	}
-	if d.Traffic != nil && w.rng.IntN(10) < 7 {
-		w.route = TrafficState{Found: true, Accepted: w.rng.IntN(10) < 8, Matches: d.Traffic.Matches, MirrorPercent: d.Traffic.MirrorPercent,
-			Weights: map[mv1.Slot]int32{a: d.Traffic.Weights[a], b: d.Traffic.Weights[b]}}
+	switch {
+	case d.Traffic != nil && w.rng.IntN(10) < 7:
+		canary := d.Status.StableSlot.Other()
+		t := d.Traffic
+		w.route = TrafficState{Found: true, Accepted: w.rng.IntN(10) < 8, Matches: t.Matches, MirrorPercent: t.MirrorPercent,
+			Weights:   map[mv1.Slot]int32{a: t.Weights[a], b: t.Weights[b]},
+			Reaches:   map[mv1.Slot]bool{a: t.Weights[a] > 0, b: t.Weights[b] > 0},
+			ProbeSlot: t.ProbeSlot, ProbeRevision: t.ProbeRevision,
+			Split: fmt.Sprintf("%v/%v/%d/%s/%s", t.Weights, t.Matches, t.MirrorPercent, t.ProbeSlot, t.ProbeRevision)}
+		if t.ProbeSlot != "" {
+			w.route.Reaches[t.ProbeSlot] = true
+		}
+		if t.Matches || t.MirrorPercent > 0 {
+			w.route.Reaches[canary] = true
+		}
+	case w.rng.IntN(20) == 0:
+		w.route.Accepted = false // a new generation (another writer's edit) not yet processed
+	case !w.route.Accepted && w.rng.IntN(3) == 0:
+		w.route.Accepted = true
 	}
 	if w.rng.IntN(60) == 0 {
 		w.target = fmt.Sprintf("rev%d", w.rng.IntN(4)+1)
@@ -108,6 +133,16 @@ func TestInvariantsHoldForRandomHistories(t *testing.T) {
 func checkInvariants(t *testing.T, where string, before *mv1.RolloutStatus, o Observations, d Decision) {
 	t.Helper()
 	st := d.Status
+	if tr := d.Traffic; tr != nil && tr.ProbeSlot != "" {
+		// The probe rule reaches only a slot running the revision it was made for.
+		if s := o.Slots[tr.ProbeSlot]; tr.ProbeRevision != s.Revision || s.Revision == "" {
+			t.Fatalf("%s: probe rule to slot %s for revision %q, which runs %+v", where, tr.ProbeSlot, tr.ProbeRevision, s)
+		}
+	}
+	// The canary gets its first weight only once the data plane proved it answers.
+	if tr := d.Traffic; tr != nil && tr.Weights[st.StableSlot.Other()] > 0 && (st.DataPlane == nil || st.DataPlane.Slot != st.StableSlot.Other() || st.DataPlane.Revision != st.CanaryRevision) {
+		t.Fatalf("%s: weight %d to slot %s before the data plane proved revision %s answers there (%+v)", where, tr.Weights[st.StableSlot.Other()], st.StableSlot.Other(), st.CanaryRevision, st.DataPlane)
+	}
 	if tr := d.Traffic; tr != nil {
 		if tr.Weights[a]+tr.Weights[b] != 100 {
 			t.Fatalf("%s: weights %v do not sum to 100", where, tr.Weights)
@@ -120,8 +155,17 @@ func checkInvariants(t *testing.T, where string, before *mv1.RolloutStatus, o Ob
 			}
 		}
 	}
+	drained := func(s mv1.Slot) bool {
+		return o.Traffic.Found && o.Traffic.Accepted && served(&st, o.Traffic) && !o.Traffic.Reaches[s]
+	}
 	for s, in := range d.Slots {
 		cur := o.Slots[s]
+		if in.Keep {
+			continue
+		}
+		if in.Replicas == 0 && cur.Replicas > 0 && !drained(s) {
+			t.Fatalf("%s: slot %s scaled to zero while the accepted route may still send it requests %+v", where, s, o.Traffic)
+		}
 		if in.Revision == "" || in.Revision == cur.Revision || cur.Revision == "" {
 			continue
 		}
@@ -131,8 +175,8 @@ func checkInvariants(t *testing.T, where string, before *mv1.RolloutStatus, o Ob
 		if s == st.StableSlot {
 			t.Fatalf("%s: the stable slot %s changes template (%s → %s)", where, s, cur.Revision, in.Revision)
 		}
-		if o.Traffic.Weights[s] > 0 || o.Traffic.Matches || o.Traffic.MirrorPercent > 0 {
-			t.Fatalf("%s: template of canary slot %s changes (%s → %s) while the route sends it traffic %+v", where, s, cur.Revision, in.Revision, o.Traffic)
+		if cur.Replicas > 0 && !drained(s) {
+			t.Fatalf("%s: template of canary slot %s changes (%s → %s) while the accepted route may still send it requests %+v", where, s, cur.Revision, in.Revision, o.Traffic)
 		}
 	}
 	if before.StableRevision != "" && st.StableRevision != before.StableRevision && st.StableRevision != before.CanaryRevision {

@@ -22,7 +22,7 @@ func Next(spec *meshv1alpha1.RolloutSpec, status *meshv1alpha1.RolloutStatus, ob
 	m.run()
 	return Decision{
 		Status: m.st, Slots: m.slots, Traffic: m.traffic, ScaleTargetToZero: m.scaleTarget,
-		Events: m.events, RequeueAfter: m.requeueAfter(),
+		Events: m.events, RequeueAfter: m.requeueAfter(), Ended: m.ended,
 	}
 }
 
@@ -39,9 +39,11 @@ type machine struct {
 	timers      []time.Time
 
 	promote              bool // a promote action skips the current wait
+	promoteFull          bool // a promote-full action skips every remaining step
 	waitReason, waitMsg  string
 	stallReason, stallMs string
 	rolledBackMsg        string
+	ended                *meshv1alpha1.ReleaseRecord
 }
 
 func (m *machine) run() {
@@ -49,12 +51,15 @@ func (m *machine) run() {
 		m.st.StableSlot = meshv1alpha1.SlotA
 	}
 	m.st.Replicas = m.replicas()
+	m.recordProof()
 	m.consumeAction()
 	switch {
 	case m.st.StableRevision == "":
 		m.initialize()
 	case !m.obs.Target.Found:
-		m.targetMissing()
+		m.holdStable(ReasonTargetNotFound, "the target Deployment was deleted", "the target Deployment does not exist: the stable slot keeps serving")
+	case m.obs.Target.Problem != "" && m.obs.Target.Revision != m.st.StableRevision:
+		m.holdStable(ReasonTargetMisconfigured, m.obs.Target.Problem, m.obs.Target.Problem+": its revision is not released; the stable slot keeps serving")
 	default:
 		m.release()
 	}
@@ -79,7 +84,7 @@ func (m *machine) consumeAction() {
 	if a == "" {
 		return
 	}
-	m.st.LastAction = &meshv1alpha1.ActionRecord{Action: a, Time: metav1.NewTime(m.obs.Now)}
+	m.st.LastAction = &meshv1alpha1.ActionRecord{Action: a, Time: metav1.NewTime(m.obs.Now), ID: m.obs.ActionID}
 	switch a {
 	case meshv1alpha1.ActionPause:
 		m.st.ManualPause = true
@@ -87,6 +92,8 @@ func (m *machine) consumeAction() {
 		m.st.ManualPause = false
 	case meshv1alpha1.ActionPromote:
 		m.promote = true
+	case meshv1alpha1.ActionPromoteFull:
+		m.promote, m.promoteFull = true, true
 	}
 	m.event(false, ReasonAction, "%s requested", a)
 }
@@ -96,6 +103,10 @@ func (m *machine) initialize() {
 	m.st.Phase = meshv1alpha1.PhaseInitializing
 	if !m.obs.Target.Found {
 		m.stall(ReasonTargetNotFound, "the target Deployment does not exist")
+		return
+	}
+	if p := m.obs.Target.Problem; p != "" {
+		m.stall(ReasonTargetMisconfigured, p)
 		return
 	}
 	rev := m.obs.Target.Revision
@@ -127,18 +138,22 @@ func (m *machine) initialize() {
 	m.event(false, ReasonHealthy, "slot %s serves revision %s", stable, rev)
 }
 
-// targetMissing: the user deleted the target. The stable slot keeps serving; a release in
-// progress is rolled back, since its revision is no longer wanted.
-func (m *machine) targetMissing() {
+// holdStable: the target can't be released (deleted, or misconfigured in a way only a person
+// can fix). The stable slot keeps serving; a release in progress is rolled back, since its
+// revision is no longer what the target asks for.
+func (m *machine) holdStable(reason, rollbackMsg, stallMsg string) {
 	stable := m.st.StableSlot
 	m.want[stable] = m.st.StableRevision
 	m.slots[stable] = SlotIntent{Revision: m.st.StableRevision, Replicas: m.st.Replicas}
-	if m.releaseActive() {
-		m.rollback(ReasonTargetNotFound, "the target Deployment was deleted")
-	} else {
+	switch {
+	case m.releaseActive():
+		m.rollback(reason, rollbackMsg)
+	case m.st.Phase == meshv1alpha1.PhaseRollingBack:
+		m.rolledBack()
+	default:
 		m.setTraffic(0, false, 0)
 	}
-	m.stall(ReasonTargetNotFound, "the target Deployment does not exist: the stable slot keeps serving")
+	m.stall(reason, stallMsg)
 }
 
 // releaseActive: a canary revision is being released (not yet promoted or rolled back).
@@ -163,11 +178,12 @@ func (m *machine) release() {
 	switch {
 	case target == m.st.StableRevision:
 		if m.releaseActive() {
-			m.event(false, ReasonReleaseSuperseded, "the target is back at the stable revision %s: release of %s abandoned", target, m.st.CanaryRevision)
+			msg := fmt.Sprintf("the target is back at the stable revision %s: release of %s abandoned", target, m.st.CanaryRevision)
+			m.record(meshv1alpha1.OutcomeSuperseded, "", msg)
+			m.event(false, ReasonReleaseSuperseded, "%s", msg)
 		}
-		if m.st.CanaryRevision != "" && m.st.ScaleDownTime == nil {
-			m.st.ScaleDownTime = m.after(m.spec.Strategy.GetScaleDownDelay())
-		}
+		// The canary slot is idle now: it scales down scaleDownDelay after the route the
+		// gateway accepted stops sending it requests (idleSlot).
 		m.endRelease()
 		m.st.Phase = meshv1alpha1.PhaseHealthy
 		m.setTraffic(0, false, 0)
@@ -182,6 +198,9 @@ func (m *machine) release() {
 }
 
 func (m *machine) startRelease(restart bool) {
+	if restart {
+		m.record(meshv1alpha1.OutcomeSuperseded, "", fmt.Sprintf("a newer revision %s arrived before the release ended", m.obs.Target.Revision))
+	}
 	m.endRelease()
 	m.st.CanaryRevision = m.obs.Target.Revision
 	m.st.CurrentStep = ptr(int32(0))
@@ -244,6 +263,10 @@ func (m *machine) progress() {
 		m.hold()
 		return
 	}
+	if m.inconclusiveExceeded() {
+		m.inconclusiveHold()
+		return
+	}
 	if m.spec.Strategy.BlueGreen != nil {
 		m.blueGreen()
 		return
@@ -267,18 +290,26 @@ func (m *machine) applyCheck() bool {
 		m.st.Analysis = a
 	}
 	a.LastCheck = m.now()
+	if !c.Started.IsZero() {
+		// The next check is due an interval after this one began, however long it took.
+		a.LastCheck = &metav1.Time{Time: c.Started}
+	}
 	a.Verdict = c.Verdict
 	a.Gates = c.Gates
 	fail := false
 	switch c.Verdict {
 	case meshv1alpha1.VerdictPass:
 		a.Passed++
+		a.ConsecutiveInconclusive = 0
 		if m.inAnalysisWindow() {
 			a.StepPassed++
 		}
 		m.endHold()
 	case meshv1alpha1.VerdictInconclusive:
 		a.Inconclusive++
+		if !c.Premature {
+			a.ConsecutiveInconclusive++
+		}
 		m.endHold()
 	case meshv1alpha1.VerdictUnreachable:
 		a.Unreachable++
@@ -289,6 +320,7 @@ func (m *machine) applyCheck() bool {
 			m.event(true, ReasonHolding, "Prometheus unreachable: holding weights at %d%% (%s)", m.st.CanaryWeight, c.Message)
 		}
 	case meshv1alpha1.VerdictFail:
+		a.ConsecutiveInconclusive = 0
 		fail = true
 	}
 	if !fail {
@@ -337,6 +369,37 @@ func (m *machine) hold() {
 	m.waitFor(ReasonHolding, "Prometheus unreachable since %s: weights held at %d%%", m.st.HoldStartTime.UTC().Format(time.RFC3339), m.st.CanaryWeight)
 }
 
+// inconclusiveExceeded: more inconclusive checks in a row than spec.analysis.inconclusiveLimit.
+// A promote action clears the count (the person judged the release instead).
+func (m *machine) inconclusiveExceeded() bool {
+	a := m.st.Analysis
+	if a == nil || m.spec.Analysis == nil {
+		return false
+	}
+	if m.promote {
+		a.ConsecutiveInconclusive = 0
+		return false
+	}
+	return a.ConsecutiveInconclusive > m.spec.Analysis.GetInconclusiveLimit()
+}
+
+// inconclusiveHold freezes the weights while the gates produce no verdict: never promoted,
+// never rolled back (no Fail was seen), Stalled until a check passes or someone acts.
+func (m *machine) inconclusiveHold() {
+	m.st.Phase = meshv1alpha1.PhaseHolding
+	m.holdTraffic()
+	a := m.st.Analysis
+	why := ""
+	for _, g := range a.Gates {
+		if g.Verdict != meshv1alpha1.VerdictPass && g.Message != "" {
+			why = fmt.Sprintf(" (last: %s/%s: %s)", g.Gate, g.Name, g.Message)
+			break
+		}
+	}
+	m.stall(ReasonInconclusiveLimit, fmt.Sprintf("%d inconclusive checks in a row (limit %d)%s: weights stay at %d%% until a check passes or someone promotes or aborts",
+		a.ConsecutiveInconclusive, m.spec.Analysis.GetInconclusiveLimit(), why, m.st.CanaryWeight))
+}
+
 func (m *machine) canarySteps() {
 	if m.st.Phase == meshv1alpha1.PhasePromoting {
 		m.promoting()
@@ -345,12 +408,38 @@ func (m *machine) canarySteps() {
 	steps := Steps(m.spec)
 	for {
 		i := int(deref(m.st.CurrentStep))
+		if m.promoteFull && i < len(steps) {
+			// Recorded as the step count, so the decision outlives this reconcile.
+			m.promoteFull = false
+			m.st.CurrentStep = ptr(int32(len(steps)))
+			m.st.StepStartTime = nil
+			m.event(false, ReasonAction, "promote-full: steps %d to %d skipped", i, len(steps)-1)
+			continue
+		}
 		if i >= len(steps) {
+			// Never more weight to a canary the data plane has not shown to answer (a
+			// promote-full can come before the first step's weight).
+			if !m.canaryProven() {
+				m.st.CanaryWeight = 0
+				m.setTraffic(0, false, 0)
+				m.waitFor(ReasonWaitingForDataPlane, "promotion: proving that slot %s answers through the data plane before it gets traffic: %s",
+					m.st.StableSlot.Other(), m.dataPlaneMessage())
+				return
+			}
 			m.promoting()
 			return
 		}
 		m.st.Phase = meshv1alpha1.PhaseProgressing
-		m.st.CanaryWeight = WeightAt(steps, i)
+		weight := WeightAt(steps, i)
+		if (weight > 0 || m.matchesWanted() || m.mirrorPercent() > 0) && !m.canaryProven() {
+			m.st.CanaryWeight = 0
+			m.st.StepStartTime = nil
+			m.setTraffic(0, false, 0)
+			m.waitFor(ReasonWaitingForDataPlane, "step %d: proving that slot %s answers through the data plane before it gets traffic: %s",
+				i, m.st.StableSlot.Other(), m.dataPlaneMessage())
+			return
+		}
+		m.st.CanaryWeight = weight
 		m.setTraffic(m.st.CanaryWeight, true, m.mirrorPercent())
 		if !m.trafficInForce() {
 			m.st.StepStartTime = nil
@@ -424,6 +513,10 @@ func (m *machine) blueGreen() {
 		m.waitFor(ReasonProgressing, "preview: %d of %d passing pre-promotion checks", passed, need)
 		return
 	}
+	if !m.canaryProven() {
+		m.waitFor(ReasonWaitingForDataPlane, "proving that slot %s answers through the data plane before the switch: %s", m.st.StableSlot.Other(), m.dataPlaneMessage())
+		return
+	}
 	if !bg.AutoPromote && !m.promote {
 		m.st.Phase = meshv1alpha1.PhasePaused
 		m.waitFor(ReasonWaitingForPromote, "preview ready in slot %s: waiting for a promote action", m.st.StableSlot.Other())
@@ -447,10 +540,10 @@ func (m *machine) promoting() {
 		return
 	}
 	old, rev := m.st.StableSlot, m.st.CanaryRevision
+	m.record(meshv1alpha1.OutcomePromoted, "", "revision "+rev+" promoted in slot "+string(canary))
 	m.st.StableSlot, m.st.StableRevision = canary, rev
 	m.endRelease()
 	m.st.Phase = meshv1alpha1.PhaseHealthy
-	m.st.ScaleDownTime = m.after(m.spec.Strategy.GetScaleDownDelay())
 	m.want = map[meshv1alpha1.Slot]string{canary: rev}
 	m.slots = map[meshv1alpha1.Slot]SlotIntent{canary: {Revision: rev, Replicas: m.st.Replicas}}
 	m.setTraffic(0, false, 0)
@@ -462,6 +555,9 @@ func (m *machine) promoting() {
 func (m *machine) rollback(reason, msg string) {
 	if m.st.Phase != meshv1alpha1.PhaseRollingBack {
 		m.event(true, ReasonRollingBack, "%s: %s", reason, msg)
+		// Recorded when decided, not when the route carries it: a newer revision may arrive
+		// before that, and the rollback must stay on record (and in the metrics).
+		m.record(meshv1alpha1.OutcomeRolledBack, reason, msg)
 	}
 	m.st.Phase = meshv1alpha1.PhaseRollingBack
 	m.st.AbortReason = reason
@@ -482,38 +578,49 @@ func (m *machine) rolledBack() {
 	if m.st.Phase == meshv1alpha1.PhaseRollingBack {
 		if !m.trafficInForce() {
 			// The canary pods stay up until the route no longer sends them anything.
-			m.slots[canary] = SlotIntent{Replicas: m.obs.Slots[canary].Replicas}
+			m.slots[canary] = SlotIntent{Keep: true}
 			m.waitFor(ReasonWaitingForTraffic, "rollback: %s", m.trafficMessage())
 			return
 		}
 		m.st.Phase = meshv1alpha1.PhaseRolledBack
-		m.st.ScaleDownTime = m.after(m.spec.Strategy.GetScaleDownDelay())
 		m.event(true, ReasonRolledBack, "revision %s rolled back (%s): all traffic on revision %s in slot %s", m.st.CanaryRevision, m.st.AbortReason, m.st.StableRevision, m.st.StableSlot)
 	}
 	m.stall(ReasonRolledBack, fmt.Sprintf("revision %s was rolled back (%s); change the target or use the retry action", m.st.CanaryRevision, m.st.AbortReason))
 }
 
-// idleSlot scales the slot that serves nothing down once its scaleDownTime passed.
+// idleSlot scales the slot that serves no release down, scaleDownDelay after the route the
+// gateway accepted stopped sending it requests: warm pods for a quick return, and never a pod
+// going away while the data plane may still pick it.
 func (m *machine) idleSlot() {
 	idle := m.st.StableSlot.Other()
 	if _, set := m.slots[idle]; set {
 		return
 	}
-	replicas := int32(0)
-	if t := m.st.ScaleDownTime; t != nil {
-		if m.obs.Now.Before(t.Time) {
-			replicas = m.obs.Slots[idle].Replicas
-			m.timer(t.Time)
-		} else {
-			m.st.ScaleDownTime = nil
-		}
+	if m.obs.Slots[idle].Replicas == 0 {
+		m.st.ScaleDownTime = nil
+		m.slots[idle] = SlotIntent{}
+		return
 	}
-	m.slots[idle] = SlotIntent{Replicas: replicas}
+	if !m.drained(idle) {
+		m.slots[idle] = SlotIntent{Keep: true} // the delay starts once the route lets go
+		return
+	}
+	if m.st.ScaleDownTime == nil {
+		m.st.ScaleDownTime = m.after(m.spec.Strategy.GetScaleDownDelay())
+	}
+	if t := m.st.ScaleDownTime.Time; m.obs.Now.Before(t) {
+		m.timer(t)
+		m.slots[idle] = SlotIntent{Keep: true}
+		return
+	}
+	// ScaleDownTime stays set until the slot is seen at zero: a reconcile that still sees
+	// the old replica count must not start the delay again.
+	m.slots[idle] = SlotIntent{}
 }
 
 // guard enforces, whatever the path above: no weight, match or mirror to a canary slot that
-// is not ready with the revision it must serve, and no template change of the canary slot
-// while the route still sends it requests.
+// is not ready with the revision it must serve; no slot loses its pods, and the canary slot
+// gets no new template, while the route the gateway accepted may still send it requests.
 func (m *machine) guard() {
 	canary := m.st.StableSlot.Other()
 	if m.traffic != nil && !m.servable(canary) {
@@ -522,17 +629,46 @@ func (m *machine) guard() {
 		m.traffic.Matches = false
 		m.traffic.MirrorPercent = 0
 	}
-	// Only the canary slot: the stable slot's template changes only while initializing, where
-	// nothing else can serve and the Deployment's rolling update keeps it available.
+	for s, intent := range m.slots {
+		if !intent.Keep && intent.Replicas == 0 && m.obs.Slots[s].Replicas > 0 && !m.drained(s) {
+			m.slots[s] = SlotIntent{Keep: true}
+		}
+	}
+	// Only the canary slot's template: the stable slot's changes only while initializing,
+	// where nothing else can serve and the Deployment's rolling update keeps it available.
 	intent, obs := m.slots[canary], m.obs.Slots[canary]
-	if intent.Revision == "" || intent.Revision == obs.Revision || obs.Revision == "" {
+	if intent.Keep || intent.Revision == "" || intent.Revision == obs.Revision || obs.Revision == "" || obs.Replicas == 0 {
 		return
 	}
-	if m.obs.Traffic.Weights[canary] > 0 || m.obs.Traffic.Matches || m.obs.Traffic.MirrorPercent > 0 {
-		intent.Revision = "" // the route still reaches the old pods: change them next time
+	if !m.drained(canary) {
+		intent.Revision = "" // the route may still reach the old pods: change them next time
 		m.slots[canary] = intent
 	}
 }
+
+// drained: the route exists, the gateway accepted its current generation, and no rule Sluice
+// drives can send the slot a request.
+func (m *machine) drained(s meshv1alpha1.Slot) bool {
+	t := m.obs.Traffic
+	return t.Found && t.Accepted && m.served() && !t.Reaches[s]
+}
+
+// record puts the release that ends now at the head of status.history.
+func (m *machine) record(outcome meshv1alpha1.ReleaseOutcome, reason, msg string) {
+	if len(msg) > 1024 {
+		msg = msg[:1021] + "..."
+	}
+	rec := meshv1alpha1.ReleaseRecord{Revision: m.st.CanaryRevision, Outcome: outcome, AbortReason: reason, Message: msg,
+		StartTime: m.st.ReleaseStartTime, EndTime: metav1.NewTime(m.obs.Now)}
+	m.st.History = append([]meshv1alpha1.ReleaseRecord{rec}, m.st.History...)
+	if len(m.st.History) > maxHistory {
+		m.st.History = m.st.History[:maxHistory]
+	}
+	m.ended = &rec
+}
+
+// maxHistory is status.history's bound (MaxItems in the API).
+const maxHistory = 10
 
 // servable: the slot is ready and runs the revision it must serve.
 func (m *machine) servable(s meshv1alpha1.Slot) bool {
@@ -544,9 +680,73 @@ func (m *machine) setTraffic(canaryWeight int32, matches bool, mirror int32) {
 	stable := m.st.StableSlot
 	m.traffic = &TrafficIntent{
 		Weights:       map[meshv1alpha1.Slot]int32{stable: 100 - canaryWeight, stable.Other(): canaryWeight},
-		Matches:       matches && m.spec.Strategy.Canary != nil && len(m.spec.Strategy.Canary.Match) > 0,
+		Matches:       matches && m.matchesWanted(),
 		MirrorPercent: mirror,
 	}
+	m.probeTraffic()
+}
+
+func (m *machine) matchesWanted() bool {
+	return m.spec.Strategy.Canary != nil && len(m.spec.Strategy.Canary.Match) > 0
+}
+
+// probeTraffic points the data-plane probe rule at the canary while a release runs and its
+// slot is ready (its first weight, or a blue-green switch, waits for that proof), and at the
+// stable slot otherwise (every later split is proven served through it).
+func (m *machine) probeTraffic() {
+	if m.traffic == nil || m.obs.Traffic.ProbeOff {
+		return
+	}
+	slot := m.st.StableSlot
+	if canary := slot.Other(); m.releaseActive() && m.servable(canary) {
+		slot = canary
+	}
+	m.traffic.ProbeSlot, m.traffic.ProbeRevision = slot, m.obs.Slots[slot].Revision
+}
+
+// recordProof keeps the data plane's proof for the split the route carries now.
+func (m *machine) recordProof() {
+	t := m.obs.Traffic
+	p := t.Proof
+	if p == nil || !p.OK || t.Split == "" || p.Split != t.Split {
+		return
+	}
+	if d := m.st.DataPlane; d != nil && d.Split == t.Split {
+		return // already on record
+	}
+	dp := &meshv1alpha1.DataPlaneStatus{Split: t.Split, Slot: t.ProbeSlot, Revision: t.ProbeRevision, Probed: p.Probed,
+		Latency: &metav1.Duration{Duration: p.Latency}, Time: m.now(), Message: p.Message}
+	if len(dp.Message) > 1024 {
+		dp.Message = dp.Message[:1021] + "..."
+	}
+	m.st.DataPlane = dp
+}
+
+// served: the data plane was proven to serve the split the route carries (or no probe is
+// wanted).
+func (m *machine) served() bool {
+	return served(&m.st, m.obs.Traffic)
+}
+
+func served(st *meshv1alpha1.RolloutStatus, t TrafficState) bool {
+	return t.ProbeOff || (t.Split != "" && st.DataPlane != nil && st.DataPlane.Split == t.Split)
+}
+
+// canaryProven: the canary slot was proven to answer through the data plane, running the
+// revision under release.
+func (m *machine) canaryProven() bool {
+	if m.obs.Traffic.ProbeOff {
+		return true
+	}
+	d := m.st.DataPlane
+	return d != nil && d.Slot == m.st.StableSlot.Other() && d.Revision == m.st.CanaryRevision
+}
+
+func (m *machine) dataPlaneMessage() string {
+	if p := m.obs.Traffic.Proof; p != nil && p.Message != "" {
+		return p.Message
+	}
+	return "waiting for the probe"
 }
 
 // holdTraffic keeps the weights, matches and mirror of the current step.
@@ -561,10 +761,14 @@ func (m *machine) mirrorPercent() int32 {
 	return 0
 }
 
-// trafficInForce: the route carries the intended split and its parents accepted it.
+// trafficInForce: the route carries the intended split, its parents accepted it, and the data
+// plane was proven to serve it.
 func (m *machine) trafficInForce() bool {
 	t, obs := m.traffic, m.obs.Traffic
 	if t == nil || !obs.Found || !obs.Accepted || obs.Matches != t.Matches || obs.MirrorPercent != t.MirrorPercent {
+		return false
+	}
+	if !obs.ProbeOff && (obs.ProbeSlot != t.ProbeSlot || obs.ProbeRevision != t.ProbeRevision || !m.served()) {
 		return false
 	}
 	for s, w := range t.Weights {
@@ -585,8 +789,24 @@ func (m *machine) trafficMessage() string {
 			return "the route is not accepted yet: " + obs.Message
 		}
 		return "the route is not accepted yet"
+	case m.sameSplit() && !m.served():
+		return "the gateway accepted the route; waiting for the data plane to serve it: " + m.dataPlaneMessage()
 	}
 	return fmt.Sprintf("waiting for the route to carry %s (it carries %s)", formatWeights(m.traffic.Weights), formatWeights(obs.Weights))
+}
+
+// sameSplit: the route's weights, matches, mirror and probe rule are the intended ones.
+func (m *machine) sameSplit() bool {
+	t, obs := m.traffic, m.obs.Traffic
+	if t == nil || obs.Matches != t.Matches || obs.MirrorPercent != t.MirrorPercent || (!obs.ProbeOff && (obs.ProbeSlot != t.ProbeSlot || obs.ProbeRevision != t.ProbeRevision)) {
+		return false
+	}
+	for s, w := range t.Weights {
+		if obs.Weights[s] != w {
+			return false
+		}
+	}
+	return true
 }
 
 func formatWeights(w map[meshv1alpha1.Slot]int32) string {

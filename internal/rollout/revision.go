@@ -6,11 +6,13 @@ import (
 	"hash/fnv"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sluice-mesh/sluice/internal/traffic"
 )
 
 // Labels and annotations Sluice puts on what it creates.
 const (
-	LabelRollout       = "mesh.sluice.dev/rollout"
+	LabelRollout       = traffic.LabelRollout
 	LabelSlot          = "mesh.sluice.dev/slot"
 	LabelRevision      = "mesh.sluice.dev/revision"
 	AnnotationRevision = "mesh.sluice.dev/revision"

@@ -22,10 +22,22 @@ type Observations struct {
 	Slots map[meshv1alpha1.Slot]SlotState
 	// Traffic is what the route carries now.
 	Traffic TrafficState
-	// Check is the result of a gate check run in this reconcile because CheckDue said so.
+	// Check is the result of a gate check that finished since the last reconcile and judged
+	// the current step (see CheckTicket).
 	Check *Check
-	// Action is the manual action consumed in this reconcile ("" for none).
-	Action meshv1alpha1.RolloutAction
+	// Action is the manual action consumed in this reconcile ("" for none); ActionID
+	// identifies the request, recorded in status.lastAction.
+	Action   meshv1alpha1.RolloutAction
+	ActionID string
+	// ApplyError is the failure of the last attempt to apply a decision, still to be shown
+	// (see ApplyErrorOf); nil once an apply succeeded.
+	ApplyError *ApplyError
+}
+
+// ApplyError is why making a decision true failed, and whether only a person can fix it.
+type ApplyError struct {
+	Message string
+	Stalled bool
 }
 
 // TargetState is what the target Deployment says.
@@ -35,6 +47,9 @@ type TargetState struct {
 	Revision string
 	// Replicas is its spec.replicas (0 once Sluice scaled it down).
 	Replicas int32
+	// Problem, when set, is a misconfiguration of the target only a person can fix (a named
+	// target port its pods lack): its revision is not released.
+	Problem string
 }
 
 // SlotState is what a slot Deployment says.
@@ -56,6 +71,34 @@ type TrafficState struct {
 	MirrorPercent int32
 	Accepted      bool
 	Message       string
+	// Reaches says, per slot, whether a rule Sluice drives may still send the slot requests
+	// (a weight above 0, an A/B rule, a mirror). With Found and Accepted, a slot it does not
+	// reach gets nothing from the route the gateway accepted: only then may it lose its pods
+	// or get a new template.
+	Reaches map[meshv1alpha1.Slot]bool
+	// Split is the version of the split the route carries now, as its data-plane probe rule
+	// says ("" without one); ProbeSlot and ProbeRevision are the slot the rule reaches and the
+	// revision its token was made for ("" when it is not the slot's current one).
+	Split         string
+	ProbeSlot     meshv1alpha1.Slot
+	ProbeRevision string
+	// Proof is the data plane's latest answer about Split (nil: none yet).
+	Proof *Proof
+	// ProbeOff: no probe is wanted (spec mode Disabled): route status alone says the split
+	// is in force.
+	ProbeOff bool
+}
+
+// Proof is what a data-plane probe found for one split.
+type Proof struct {
+	Split string
+	// OK: proven served (or, with Probed false, route status stands in where no probe is
+	// possible).
+	OK     bool
+	Probed bool
+	// Latency is from the first probe of the split to its proof.
+	Latency time.Duration
+	Message string
 }
 
 // Check is the outcome of one gate check over all the Rollout's HealthGates.
@@ -64,6 +107,11 @@ type Check struct {
 	Gates   []meshv1alpha1.GateMetricVerdict
 	// Message explains the verdict (which gate and metric failed, and why).
 	Message string
+	// Started is when the check began; the next one is due an interval later.
+	Started time.Time
+	// Premature: no gate judged yet because a query window still reaches back before the
+	// release. Inconclusive, but not counted toward spec.analysis.inconclusiveLimit.
+	Premature bool
 }
 
 // Decision is what the controller must make true, and the status to write.
@@ -79,10 +127,16 @@ type Decision struct {
 	Events []Event
 	// RequeueAfter is when to look again even if nothing changes (timers).
 	RequeueAfter time.Duration
+	// Ended is the release this decision ended (promoted, rolled back or superseded), also
+	// recorded at the head of Status.History.
+	Ended *meshv1alpha1.ReleaseRecord
 }
 
 // SlotIntent is the desired state of one slot Deployment.
 type SlotIntent struct {
+	// Keep leaves the slot Deployment exactly as it is (its pods may still get requests).
+	// Nothing is written: a stale read of its replica count can't scale it back up.
+	Keep bool
 	// Revision the slot must run: "" keeps its template as it is; the target's revision
 	// copies the target's pod template into it.
 	Revision string
@@ -94,6 +148,10 @@ type TrafficIntent struct {
 	Weights       map[meshv1alpha1.Slot]int32
 	Matches       bool
 	MirrorPercent int32
+	// ProbeSlot is the slot the data-plane probe rule must reach ("" for none), running
+	// ProbeRevision.
+	ProbeSlot     meshv1alpha1.Slot
+	ProbeRevision string
 }
 
 // Event is a Kubernetes event to emit about the Rollout.
@@ -127,4 +185,8 @@ const (
 	ReasonAction                = "ManualAction"
 	ReasonTrafficApplied        = "Applied"
 	ReasonInitializationTimeout = "InitializationTimeout"
+	ReasonInconclusiveLimit     = "InconclusiveLimitExceeded"
+	ReasonTargetMisconfigured   = "TargetMisconfigured"
+	ReasonWaitingForDataPlane   = "WaitingForDataPlane"
+	ReasonNotProbed             = "NotProbed"
 )

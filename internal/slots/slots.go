@@ -13,10 +13,20 @@ import (
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/rollout"
+	"github.com/sluice-mesh/sluice/internal/traffic"
 )
 
 // PortName is the name of the port of every Service Sluice creates.
 const PortName = "http"
+
+// Ours reports whether obj is the Rollout's: it carries the Rollout's UID label, or (made by
+// an older Sluice) a controller reference to it. Nothing of a Rollout has an ownerReference
+// to it: the garbage collector must not delete a slot or Service that serves traffic when
+// the Rollout is deleted (with foreground propagation it would, at once); the Rollout's
+// finalizer hands traffic back first, then deletes them.
+func Ours(obj metav1.Object, r *meshv1alpha1.Rollout) bool {
+	return traffic.RolloutOf(obj) == r.UID
+}
 
 // Deployment is the slot Deployment running template at revision with replicas. The selector
 // is the target's plus the rollout and slot labels, so the two slots never share pods.
@@ -70,6 +80,34 @@ func ApexService(r *meshv1alpha1.Rollout, stable meshv1alpha1.Slot) *corev1.Serv
 	return service(r, r.GetServiceName(), stable, labels(r, ""))
 }
 
+// HandedBackService is the apex Service of a deleted Rollout: it selects the target
+// Deployment's pods and carries no mark of the Rollout (nothing deletes it with the Rollout).
+// The slots' pods carry the target's labels too (their template is the target's): while they
+// run, podTemplateHash narrows the selector to the target's current pods, so that no request
+// is sent to a slot pod that is about to go; "" gives the final selector.
+func HandedBackService(r *meshv1alpha1.Rollout, target *appsv1.Deployment, podTemplateHash string) (*corev1.Service, error) {
+	sel := map[string]string{}
+	if s := target.Spec.Selector; s != nil && len(s.MatchExpressions) == 0 && len(s.MatchLabels) > 0 {
+		for k, v := range s.MatchLabels {
+			sel[k] = v
+		}
+	} else {
+		// A Service selects by equality only: the template's labels select its pods.
+		for k, v := range target.Spec.Template.Labels {
+			sel[k] = v
+		}
+	}
+	if len(sel) == 0 {
+		return nil, fmt.Errorf("target Deployment %s has no labels a Service could select its pods by", target.Name)
+	}
+	if podTemplateHash != "" {
+		sel[appsv1.DefaultDeploymentUniqueLabelKey] = podTemplateHash
+	}
+	svc := service(r, r.GetServiceName(), "", nil)
+	svc.Spec.Selector = sel
+	return svc, nil
+}
+
 // PreviewService reaches the slot being released, before a blue-green switch.
 func PreviewService(r *meshv1alpha1.Rollout, name string, canary meshv1alpha1.Slot) *corev1.Service {
 	return service(r, name, canary, labels(r, ""))
@@ -89,7 +127,9 @@ func service(r *meshv1alpha1.Rollout, name string, slot meshv1alpha1.Slot, l map
 }
 
 func labels(r *meshv1alpha1.Rollout, slot meshv1alpha1.Slot) map[string]string {
-	l := map[string]string{"app.kubernetes.io/managed-by": "sluice", rollout.LabelRollout: r.Name}
+	// The EndpointSlice controller copies a Service's labels onto its slices: managed-by is
+	// how the controller watches only the slot Services' slices.
+	l := map[string]string{traffic.LabelManagedBy: traffic.ManagedByValue, rollout.LabelRollout: r.Name, traffic.LabelRolloutUID: string(r.UID)}
 	if slot != "" {
 		l[rollout.LabelSlot] = string(slot)
 	}

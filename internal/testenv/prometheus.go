@@ -48,7 +48,7 @@ func StartPrometheus(tb testing.TB, scrapeTargets ...string) *Prometheus {
 	if err := os.WriteFile(cfg, []byte(prometheusConfig(scrapeTargets)), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -176,9 +176,9 @@ func prometheusConfig(targets []string) string {
 	return b.String()
 }
 
-// freePort asks the kernel for a free loopback port. The port is free again when this
-// returns; the small window before Prometheus binds it is acceptable in tests.
-func freePort() (int, error) {
+// FreePort asks the kernel for a free loopback port. The port is free again when this
+// returns; the small window before a server binds it is acceptable in tests and benchmarks.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -1,20 +1,19 @@
-// Package routes writes a MeshPolicy's per-route settings (timeouts, retry, ExtensionRef
-// filters) into the HTTPRoute rules that reach its target Services, and takes them out again.
-// spec.rules is an atomic list, so like the Rollout router for an existing route it edits the
-// server's JSON in place (every other byte is carried over) and writes the rules back with a
-// merge patch guarded by the resourceVersion.
+// Package routes puts a MeshPolicy's per-route settings (timeouts, retry, ExtensionRef filters)
+// into the HTTPRoute rules that reach its target Services, and takes them out again, through
+// internal/routerules: the policy publishes its settings on each such route, and writes the rules
+// itself only on routes no Rollout drives (a Rollout's router writes the others, composing the
+// same publications).
 package routes
 
 import (
-	"encoding/json"
-	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
-	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
-
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/policy"
+	"github.com/sluice-mesh/sluice/internal/routerules"
 )
 
 // Backends are the Service names whose backendRefs stand for the targets: each target and,
@@ -69,133 +68,171 @@ type Edit struct {
 	Backends map[string]bool
 	// Settings to write; nil or empty takes the policy's settings out.
 	Settings *policy.RuleSettings
-	// OwnedFilter reports whether an ExtensionRef filter (by object name) is the policy's, so
-	// it is replaced or removed; others are left alone.
-	OwnedFilter func(name string) bool
+	// Owned name the policy's objects (old and new) an ExtensionRef filter may point at: such a
+	// filter is the policy's, replaced or removed; others are left alone.
+	Owned []string
 }
 
-// Plan returns the rules of a route with the edit made, and whether the route carries the
-// policy's settings afterwards. marked says the route was marked as carrying this policy's
-// settings before: only then are timeouts and retry taken out of rules (they may be the
-// user's own otherwise).
-func Plan(e Edit, typed []gwv1.HTTPRouteRule, raw []any, marked bool) ([]any, bool, error) {
-	if len(raw) != len(typed) {
-		return nil, false, fmt.Errorf("spec.rules did not decode")
+// routePlan is what one route needs for an edit.
+type routePlan struct {
+	// carries: the route's rules carry the policy's settings afterwards.
+	carries bool
+	// rules to write; nil leaves spec.rules alone.
+	rules []any
+	// annotations to merge (nil value: remove the key); empty when none change.
+	annotations map[string]any
+}
+
+func (p routePlan) changed() bool { return p.rules != nil || len(p.annotations) > 0 }
+
+// plan decides what a route needs. The policy's settings for the route are an Edit it publishes
+// on the route (routerules.AnnotationKey): a tombstone when it has nothing left there but
+// settings to take out. On a route a Rollout drives (driven) that is all the policy writes; the
+// Rollout's router composes the published Edits into its rules. On any other route the policy
+// writes the rules too, composing every published Edit (other policies' as well, which come out
+// as they would in their own write) and dropping the tombstones it composed.
+func plan(e Edit, annotations map[string]string, rules []any, driven bool) (routePlan, error) {
+	edit := e.publication(annotations)
+	_, carries, err := edit.Apply(e.Namespace, rules)
+	if err != nil {
+		return routePlan{}, err
 	}
-	want := !e.Settings.Empty()
-	out := make([]any, 0, len(raw))
-	carries := false
-	for i, rule := range typed {
-		r, ok := raw[i].(map[string]any)
-		if !ok {
-			return nil, false, fmt.Errorf("spec.rules[%d] is not an object", i)
+	next := map[string]any{} // the annotations as they should be (nil: absent)
+	key := routerules.AnnotationKey(e.Policy)
+	switch {
+	case carries:
+		next[key], err = edit.Encode()
+	case edit.Clear != nil || edit.OwnedFilters != nil && hasOwnedFilter(rules, edit.OwnedFilters):
+		edit.Settings = nil // a tombstone: something of the policy's may be left to take out
+		next[key], err = edit.Encode()
+	default:
+		next[key] = nil
+	}
+	if err != nil {
+		return routePlan{}, err
+	}
+	marked := Marked(annotations)
+	if mark := Mark(marked, e.Policy, carries); mark != "" {
+		next[meshv1alpha1.MeshPolicyRouteAnnotation] = mark
+	} else {
+		next[meshv1alpha1.MeshPolicyRouteAnnotation] = nil
+	}
+	out := routePlan{carries: carries}
+	if !driven {
+		merged := maps.Clone(annotations)
+		if merged == nil {
+			merged = map[string]string{}
 		}
-		reaches := reachesBackend(e, rule)
-		edited := make(map[string]any, len(r))
-		for k, v := range r {
-			edited[k] = v
-		}
-		filters, err := withoutOwnedFilters(e, rule, r)
-		if err != nil {
-			return nil, false, fmt.Errorf("spec.rules[%d]: %w", i, err)
-		}
-		if reaches && want {
-			carries = true
-			policyFilters, err := jsonList(e.Settings.Filters)
-			if err != nil {
-				return nil, false, err
-			}
-			filters = append(policyFilters, filters...)
-			for _, f := range []struct {
-				key string
-				set bool
-				v   any
-			}{{"timeouts", e.Settings.Timeouts != nil, e.Settings.Timeouts}, {"retry", e.Settings.Retry != nil, e.Settings.Retry}} {
-				key := f.key
-				if !f.set {
-					if marked {
-						delete(edited, key)
-					}
-					continue
-				}
-				j, err := jsonValue(f.v)
-				if err != nil {
-					return nil, false, err
-				}
-				edited[key] = j
-			}
-		} else if reaches && marked {
-			delete(edited, "timeouts")
-			delete(edited, "retry")
-		}
-		if len(filters) > 0 {
-			edited["filters"] = filters
+		if v, ok := next[key].(string); ok {
+			merged[key] = v
 		} else {
-			delete(edited, "filters")
+			delete(merged, key)
 		}
-		out = append(out, edited)
+		composed, err := routerules.Compose(e.Namespace, merged, rules)
+		if err != nil {
+			return routePlan{}, err
+		}
+		if !routerules.Same(composed, rules) {
+			out.rules = composed
+		}
+		for _, k := range routerules.Tombstones(merged) {
+			next[k] = nil // composed now
+		}
 	}
-	return out, carries, nil
+	out.annotations = changedAnnotations(annotations, next)
+	return out, nil
 }
 
-// reachesBackend: the rule has a backendRef to one of the edit's Services (core group, kind
-// Service, the route's own namespace).
-func reachesBackend(e Edit, rule gwv1.HTTPRouteRule) bool {
-	for _, ref := range rule.BackendRefs {
-		if ref.Group != nil && *ref.Group != "" {
-			continue
+// publication is the Edit the policy publishes on a route, before deciding whether it carries:
+// Clear keeps every field the policy set on the route before (or, on a route marked before Edits
+// were published, both) and does not set now; OwnedFilters keeps every filter object ever its.
+func (e Edit) publication(annotations map[string]string) routerules.Edit {
+	prev, published := routerules.PublishedBy(annotations, e.Policy)
+	clear := map[string]bool{}
+	for _, f := range prev.Clear {
+		clear[f] = true
+	}
+	for _, f := range setFields(prev.Settings) {
+		clear[f] = true
+	}
+	if !published && slices.Contains(Marked(annotations), e.Policy) {
+		clear[routerules.FieldTimeouts], clear[routerules.FieldRetry] = true, true
+	}
+	for _, f := range setFields(e.Settings) {
+		delete(clear, f)
+	}
+	owned := map[string]bool{}
+	for _, n := range append(slices.Clone(e.Owned), prev.OwnedFilters...) {
+		owned[n] = true
+	}
+	if e.Settings != nil {
+		for _, f := range e.Settings.Filters {
+			if routerules.IsExtensionRef(f) {
+				owned[string(f.ExtensionRef.Name)] = true
+			}
 		}
-		if ref.Kind != nil && *ref.Kind != "Service" {
-			continue
-		}
-		if ref.Namespace != nil && string(*ref.Namespace) != e.Namespace {
-			continue
-		}
-		if e.Backends[string(ref.Name)] {
-			return true
+	}
+	edit := routerules.Edit{
+		Policy:       e.Policy,
+		Backends:     sortedKeys(e.Backends),
+		Settings:     e.Settings,
+		Clear:        sortedKeys(clear),
+		OwnedFilters: sortedKeys(owned),
+	}
+	if edit.Settings.Empty() {
+		edit.Settings = nil
+	}
+	return edit
+}
+
+// setFields are the rule fields settings set.
+func setFields(s *policy.RuleSettings) []string {
+	var out []string
+	if s != nil && s.Timeouts != nil {
+		out = append(out, routerules.FieldTimeouts)
+	}
+	if s != nil && s.Retry != nil {
+		out = append(out, routerules.FieldRetry)
+	}
+	return out
+}
+
+// hasOwnedFilter: some rule has an ExtensionRef filter to one of names.
+func hasOwnedFilter(rules []any, names []string) bool {
+	typed, err := routerules.Decode(rules)
+	if err != nil {
+		return true // keep the tombstone: the router will know better
+	}
+	for _, r := range typed {
+		for _, f := range r.Filters {
+			if routerules.IsExtensionRef(f) && slices.Contains(names, string(f.ExtensionRef.Name)) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// withoutOwnedFilters are the rule's filters, as read, minus the policy's ExtensionRefs.
-func withoutOwnedFilters(e Edit, rule gwv1.HTTPRouteRule, raw map[string]any) ([]any, error) {
-	rawFilters, _ := raw["filters"].([]any)
-	if len(rawFilters) != len(rule.Filters) {
-		return nil, fmt.Errorf("filters did not decode")
-	}
-	var out []any
-	for j, f := range rule.Filters {
-		if f.Type == gwv1.HTTPRouteFilterExtensionRef && f.ExtensionRef != nil && e.OwnedFilter != nil && e.OwnedFilter(string(f.ExtensionRef.Name)) {
-			continue
+// changedAnnotations is the merge patch of annotations that takes them to next.
+func changedAnnotations(have map[string]string, next map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range next {
+		cur, ok := have[k]
+		switch s, set := v.(string); {
+		case set && (!ok || cur != s):
+			out[k] = s
+		case !set && ok:
+			out[k] = nil
 		}
-		out = append(out, rawFilters[j])
 	}
-	return out, nil
+	return out
 }
 
-func jsonValue(v any) (any, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
+func sortedKeys(m map[string]bool) []string {
+	if len(m) == 0 {
+		return nil
 	}
-	var out any
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func jsonList[T any](items []T) ([]any, error) {
-	out := make([]any, 0, len(items))
-	for _, it := range items {
-		j, err := jsonValue(it)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, nil
+	return slices.Sorted(maps.Keys(m))
 }
 
 // Marked parses the route annotation: the policies whose settings the route carries.
@@ -226,10 +263,4 @@ func Mark(marked []string, policyName string, carries bool) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ",")
-}
-
-func jsonEqual(a, b any) bool {
-	ja, err1 := json.Marshal(a)
-	jb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }

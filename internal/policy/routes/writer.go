@@ -4,27 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/policy"
+	"github.com/sluice-mesh/sluice/internal/routerules"
+	"github.com/sluice-mesh/sluice/internal/traffic"
 )
 
 // Sync makes every HTTPRoute of the edit's namespace carry the edit's settings where its rules
-// reach a target, and no longer carry them elsewhere. It returns the names of the routes that
-// carry them. Routes are listed typed, which a manager's client serves from its cache; only a
-// route that needs a change is read from the API server as it is stored (every byte of it is
-// kept) and patched. Without the HTTPRoute API installed there is nothing to take out, and
-// settings to write are an error.
-func Sync(ctx context.Context, c client.Client, e Edit) ([]string, error) {
+// reach a target, and no longer carry them elsewhere (see plan: on a route a Rollout drives the
+// policy only publishes them). It returns the names of the routes that carry them. Routes are
+// listed typed, which a manager's client serves from its cache; only a route that needs a change
+// is read from the API server as it is stored (every byte of it is kept) and patched. Without the
+// HTTPRoute API installed there is nothing to take out, and settings to write are an error.
+func Sync(ctx context.Context, c client.Client, e Edit, rollouts []meshv1alpha1.Rollout) ([]string, error) {
 	list := &gwv1.HTTPRouteList{}
 	if err := c.List(ctx, list, client.InNamespace(e.Namespace)); err != nil {
 		if meta.IsNoMatchError(err) {
@@ -35,15 +33,21 @@ func Sync(ctx context.Context, c client.Client, e Edit) ([]string, error) {
 		}
 		return nil, fmt.Errorf("listing HTTPRoutes in %s: %w", e.Namespace, err)
 	}
+	driven := Driven(rollouts, list.Items)
 	var carrying []string
 	for i := range list.Items {
 		rt := &list.Items[i]
-		carries, changed, err := planTyped(e, rt)
+		raw, err := routerules.Values(rt.Spec.Rules)
+		if err != nil {
+			return nil, err
+		}
+		p, err := plan(e, rt.Annotations, raw, driven[rt.Name])
 		if err != nil {
 			return nil, fmt.Errorf("HTTPRoute %s/%s: %w", rt.Namespace, rt.Name, err)
 		}
-		if changed {
-			if carries, err = syncStored(ctx, c, e, rt.Namespace, rt.Name); err != nil {
+		carries := p.carries
+		if p.changed() {
+			if carries, err = syncStored(ctx, c, e, rt.Namespace, rt.Name, driven[rt.Name]); err != nil {
 				return nil, fmt.Errorf("HTTPRoute %s/%s: %w", rt.Namespace, rt.Name, err)
 			}
 		}
@@ -54,71 +58,59 @@ func Sync(ctx context.Context, c client.Client, e Edit) ([]string, error) {
 	return carrying, nil
 }
 
-// planTyped plans on the typed route: whether it carries the settings afterwards and whether
-// it needs a write at all.
-func planTyped(e Edit, rt *gwv1.HTTPRoute) (carries, changed bool, err error) {
-	raw, err := jsonList(rt.Spec.Rules)
-	if err != nil {
-		return false, false, err
+// Driven names the routes whose rules a Rollout writes: the route each Rollout's httpRouteRef
+// names, and each route generated for a Rollout (traffic.RolloutOf). A Rollout being deleted
+// drives none: it hands its route back, and from then on the policies write the rules.
+func Driven(rollouts []meshv1alpha1.Rollout, list []gwv1.HTTPRoute) map[string]bool {
+	live := map[types.UID]bool{}
+	out := map[string]bool{}
+	for i := range rollouts {
+		ro := &rollouts[i]
+		if !ro.DeletionTimestamp.IsZero() {
+			continue
+		}
+		live[ro.UID] = true
+		if ref := ro.Spec.TrafficRouting.GatewayAPI.HTTPRouteRef; ref != nil {
+			out[ref.Name] = true
+		}
 	}
-	marked := Marked(rt.Annotations)
-	rules, carries, err := Plan(e, rt.Spec.Rules, raw, slices.Contains(marked, e.Policy))
-	if err != nil {
-		return false, false, err
+	for i := range list {
+		if uid := traffic.RolloutOf(&list[i]); uid != "" && live[uid] {
+			out[list[i].Name] = true
+		}
 	}
-	mark := Mark(marked, e.Policy, carries)
-	return carries, !jsonEqual(rules, raw) || mark != rt.Annotations[meshv1alpha1.MeshPolicyRouteAnnotation], nil
+	return out
 }
 
-// syncStored reads the route as stored and writes the edit into it.
-func syncStored(ctx context.Context, c client.Client, e Edit, ns, name string) (bool, error) {
-	rt := &unstructured.Unstructured{}
-	rt.SetGroupVersionKind(routeGVK)
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, rt); err != nil {
-		return false, client.IgnoreNotFound(err)
+// syncStored reads the route as stored and writes the edit into it; a route gone meanwhile
+// carries nothing.
+func syncStored(ctx context.Context, c client.Client, e Edit, ns, name string, driven bool) (bool, error) {
+	rt, found, err := routerules.Get(ctx, c, ns, name)
+	if err != nil || !found {
+		return false, err
 	}
-	return syncRoute(ctx, c, e, rt)
-}
-
-var routeGVK = schema.GroupVersionKind{Group: gwv1.GroupName, Version: "v1", Kind: "HTTPRoute"}
-
-func syncRoute(ctx context.Context, c client.Client, e Edit, rt *unstructured.Unstructured) (bool, error) {
-	var typed gwv1.HTTPRoute
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rt.Object, &typed); err != nil {
-		return false, fmt.Errorf("decoding: %w", err)
+	p, err := plan(e, rt.Obj.GetAnnotations(), rt.Rules, driven)
+	if err != nil || !p.changed() {
+		return p.carries, err
 	}
-	raw, _, err := unstructured.NestedSlice(rt.Object, "spec", "rules")
+	// Guarded by the resourceVersion: the annotations are shared with other policies, and the
+	// rules (of a route no Rollout drives) with the user. A conflict is retried with backoff.
+	metadata := map[string]any{"resourceVersion": rt.Obj.GetResourceVersion()}
+	if len(p.annotations) > 0 {
+		metadata["annotations"] = p.annotations
+	}
+	patch := map[string]any{"metadata": metadata}
+	if p.rules != nil {
+		patch["spec"] = map[string]any{"rules": p.rules}
+	}
+	data, err := json.Marshal(patch)
 	if err != nil {
 		return false, err
 	}
-	marked := Marked(rt.GetAnnotations())
-	ours := slices.Contains(marked, e.Policy)
-	rules, carries, err := Plan(e, typed.Spec.Rules, raw, ours)
-	if err != nil {
-		return false, err
-	}
-	mark := Mark(marked, e.Policy, carries)
-	if jsonEqual(rules, raw) && mark == rt.GetAnnotations()[meshv1alpha1.MeshPolicyRouteAnnotation] {
-		return carries, nil
-	}
-	var annotation any = mark
-	if mark == "" {
-		annotation = nil // merge patch: remove the key
-	}
-	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{
-			"resourceVersion": rt.GetResourceVersion(),
-			"annotations":     map[string]any{meshv1alpha1.MeshPolicyRouteAnnotation: annotation},
-		},
-		"spec": map[string]any{"rules": rules},
-	})
-	if err != nil {
-		return false, err
-	}
-	if err := c.Patch(ctx, rt, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(policy.FieldManager)); err != nil {
+	if err := c.Patch(ctx, rt.Obj, client.RawPatch(types.MergePatchType, data), client.FieldOwner(policy.FieldManager)); err != nil {
 		return false, fmt.Errorf("writing rule settings: %w", err)
 	}
-	return carries, nil
+	return p.carries, nil
 }
 
 // Routed returns the targets a GAMMA HTTPRoute of the namespace routes: a parentRef of kind

@@ -2,26 +2,27 @@ package gatewayapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/sluice-mesh/sluice/internal/routerules"
 	"github.com/sluice-mesh/sluice/internal/traffic"
 )
 
 // applyExisting rewrites the driven parts of a route the user owns. spec.rules is an atomic
 // list, so server-side apply could only take the whole list (force) or conflict with its owner;
 // instead Sluice reads the route, edits its own parts in the server's JSON (every other byte is
-// carried over), and writes spec.rules back with a merge patch guarded by the resourceVersion.
-// A concurrent change makes the patch fail with a Conflict (apierrors.IsConflict); the caller
-// retries with a fresh read. Nothing is written when the rules are already right.
+// carried over), composes the MeshPolicy settings published on the route, and writes spec.rules
+// back guarded by spec.rules as read. A concurrent change of the rules (a GitOps tool) makes the
+// write fail with a Conflict (apierrors.IsConflict) and the caller retries with a fresh read; a
+// concurrent change elsewhere in the route (a policy's publication, the status) does not.
+// Nothing is written when the rules are already right.
 func (r *Router) applyExisting(ctx context.Context, s traffic.Split) error {
-	rt, found, err := r.getRoute(ctx, s.Namespace, s.Existing)
+	rt, found, err := routerules.Get(ctx, r.c, s.Namespace, s.Existing)
 	if err != nil {
 		return err
 	}
@@ -32,35 +33,39 @@ func (r *Router) applyExisting(ctx context.Context, s traffic.Split) error {
 	if err != nil {
 		return err
 	}
-	if sameJSON(rules, rt.rawRules) {
-		return nil
-	}
-	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"resourceVersion": rt.obj.GetResourceVersion()},
-		"spec":     map[string]any{"rules": rules},
-	})
+	return r.writeExisting(ctx, rt, rules)
+}
+
+// writeExisting composes the published MeshPolicy settings into rules and writes them when
+// they differ from the route's, then drops the tombstones it composed.
+func (r *Router) writeExisting(ctx context.Context, rt *routerules.Route, rules []any) error {
+	rules, err := routerules.Compose(rt.Obj.GetNamespace(), rt.Obj.GetAnnotations(), rules)
 	if err != nil {
-		return fmt.Errorf("encoding the rules of HTTPRoute %s/%s: %w", s.Namespace, s.Existing, err)
+		return fmt.Errorf("HTTPRoute %s/%s: %w", rt.Obj.GetNamespace(), rt.Obj.GetName(), err)
 	}
-	if err := r.c.Patch(ctx, rt.obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(traffic.FieldManager)); err != nil {
-		return fmt.Errorf("updating the rules of HTTPRoute %s/%s: %w", s.Namespace, s.Existing, err)
+	if !routerules.Same(rules, rt.Rules) {
+		if err := routerules.WriteRules(ctx, r.c, rt, rules, traffic.FieldManager); err != nil {
+			return err
+		}
 	}
+	// Best effort: a tombstone left now is dropped with the next write, and composes the same.
+	_ = routerules.DropTombstones(ctx, r.c, rt, traffic.FieldManager)
 	return nil
 }
 
-// planExisting returns the route's rules with the split applied: Sluice's old A/B rules
-// dropped, every driven rule rewritten, the new A/B rules inserted before the first driven rule.
-// Rules it does not drive are the same JSON values as read.
-func planExisting(s traffic.Split, rt *route) ([]any, error) {
+// planExisting returns the route's rules with the split applied: Sluice's old A/B and probe
+// rules dropped, every driven rule rewritten, the new probe rule and A/B rules inserted (in that
+// order) before the first driven rule. Rules it does not drive are the same JSON values as read.
+func planExisting(s traffic.Split, rt *routerules.Route) ([]any, error) {
 	n := namesOf(s)
-	typed := rt.typed.Spec.Rules
+	typed := rt.Typed.Spec.Rules
 	var out []any
 	first, firstAt := -1, -1
 	for i, rule := range typed {
-		if isMatchRule(rule) {
+		if isSluiceRule(rule) {
 			continue
 		}
-		raw, ok := rt.rawRules[i].(map[string]any)
+		raw, ok := rt.Rules[i].(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("HTTPRoute %s/%s: spec.rules[%d] is not an object", s.Namespace, s.Existing, i)
 		}
@@ -68,7 +73,7 @@ func planExisting(s traffic.Split, rt *route) ([]any, error) {
 			out = append(out, raw)
 			continue
 		}
-		driven, err := driveRule(s, n, rule, raw)
+		driven, err := rewriteRule(s, n, rule, raw, slotOrder(s), s.MirrorPercent > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -80,15 +85,22 @@ func planExisting(s traffic.Split, rt *route) ([]any, error) {
 	if first < 0 {
 		return nil, noDrivenRule(s)
 	}
-	raw, _ := rt.rawRules[first].(map[string]any) // checked in the loop above
-	ab, err := existingMatchRules(s, n, typed[first], raw)
+	raw, _ := rt.Rules[first].(map[string]any) // checked in the loop above
+	own, err := existingMatchRules(s, n, typed[first], raw)
 	if err != nil {
 		return nil, err
 	}
-	withAB := make([]any, 0, len(out)+len(ab))
-	withAB = append(withAB, out[:firstAt]...)
-	withAB = append(withAB, ab...)
-	return append(withAB, out[firstAt:]...), nil
+	if p, ok := probeRule(s); ok {
+		v, err := routerules.Value(p)
+		if err != nil {
+			return nil, err
+		}
+		own = append([]any{v}, own...)
+	}
+	withOwn := make([]any, 0, len(out)+len(own))
+	withOwn = append(withOwn, out[:firstAt]...)
+	withOwn = append(withOwn, own...)
+	return append(withOwn, out[firstAt:]...), nil
 }
 
 func noDrivenRule(s traffic.Split) error {
@@ -112,13 +124,11 @@ func hasDrivenRef(n slotNames, rule gwv1.HTTPRouteRule) bool {
 	return false
 }
 
-// driveRule returns a copy of the rule whose driven backendRefs are replaced, where the first of
-// them was, by stable and canary, and whose filters end with Sluice's mirror (when wanted).
-func driveRule(s traffic.Split, n slotNames, rule gwv1.HTTPRouteRule, raw map[string]any) (map[string]any, error) {
-	out := make(map[string]any, len(raw))
-	for k, v := range raw {
-		out[k] = v
-	}
+// rewriteRule returns a copy of the rule whose driven backendRefs are replaced, where the first
+// of them was, by backends (each inheriting that ref's per-backend filters), and whose filters
+// end with Sluice's mirror when mirror is set.
+func rewriteRule(s traffic.Split, n slotNames, rule gwv1.HTTPRouteRule, raw map[string]any, backends []traffic.Backend, mirror bool) (map[string]any, error) {
+	out := maps.Clone(raw)
 	rawRefs, _ := raw["backendRefs"].([]any)
 	if len(rawRefs) != len(rule.BackendRefs) {
 		return nil, fmt.Errorf("HTTPRoute %s/%s: a rule's backendRefs did not decode", s.Namespace, s.Existing)
@@ -135,8 +145,8 @@ func driveRule(s traffic.Split, n slotNames, rule gwv1.HTTPRouteRule, raw map[st
 		}
 		placed = true
 		filters := refFilters(rawRefs[j])
-		for _, b := range slotOrder(s) {
-			ref, err := backendRefJSON(b.Service, s.Port, b.Weight, filters)
+		for _, b := range backends {
+			ref, err := backendRefJSON(b.Service, s.Port, b.Weight, runtime.DeepCopyJSONValue(filters))
 			if err != nil {
 				return nil, err
 			}
@@ -149,12 +159,12 @@ func driveRule(s traffic.Split, n slotNames, rule gwv1.HTTPRouteRule, raw map[st
 	if err != nil {
 		return nil, err
 	}
-	if s.MirrorPercent > 0 {
-		mirror, err := jsonValue(mirrorFilter(s))
+	if mirror {
+		f, err := routerules.Value(mirrorFilter(s))
 		if err != nil {
 			return nil, err
 		}
-		filters = append(filters, mirror)
+		filters = append(filters, f)
 	}
 	if len(filters) > 0 {
 		out["filters"] = filters
@@ -190,7 +200,7 @@ func refFilters(rawRef any) any {
 }
 
 func backendRefJSON(service string, port, weight int32, filters any) (map[string]any, error) {
-	v, err := jsonValue(serviceRef(service, port, weight))
+	v, err := routerules.Value(serviceRef(service, port, weight))
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +239,7 @@ func existingMatchRules(s traffic.Split, n slotNames, rule gwv1.HTTPRouteRule, r
 		if err != nil {
 			return nil, fmt.Errorf("%w: match %d: %w", ErrInvalidSplit, i, err)
 		}
-		matchesJSON, err := jsonValue(matches)
+		matchesJSON, err := routerules.Value(matches)
 		if err != nil {
 			return nil, err
 		}
@@ -261,7 +271,7 @@ func rulePaths(rule gwv1.HTTPRouteRule) []*gwv1.HTTPPathMatch {
 	var paths []*gwv1.HTTPPathMatch
 	add := func(p *gwv1.HTTPPathMatch) {
 		for _, q := range paths {
-			if sameJSON(p, q) {
+			if routerules.Same(p, q) {
 				return
 			}
 		}

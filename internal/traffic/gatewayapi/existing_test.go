@@ -246,33 +246,81 @@ func TestExistingRouteErrors(t *testing.T) {
 	}
 }
 
-// TestExistingRouteConflict: a write between Sluice's read and its patch fails the patch with a
-// Conflict (never a silent overwrite); the caller retries with a fresh read.
+// TestExistingRouteConflict: a change of spec.rules between Sluice's read and its write fails
+// the write with a Conflict (never a silent overwrite; the caller retries with a fresh read),
+// while a change elsewhere in the route (an annotation, as a MeshPolicy publishes its settings)
+// does not hold the write up.
 func TestExistingRouteConflict(t *testing.T) {
-	ctx := context.Background()
-	ns := namespace(t)
-	if err := gitopsApply(ctx, ns, false); err != nil {
-		t.Fatalf("user's apply: %v", err)
-	}
-	// Someone else writes (an annotation) just before Sluice's patch reaches the server.
-	racing := interceptor.NewClient(k8s, interceptor.Funcs{
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			other := getUnstructured(t, ns)
-			other.SetAnnotations(map[string]string{"touched": "yes"})
-			if err := c.Update(ctx, other); err != nil {
-				t.Fatalf("concurrent update: %v", err)
-			}
-			return c.Patch(ctx, obj, patch, opts...)
+	cases := []struct {
+		name         string
+		racing       func(u *unstructured.Unstructured)
+		wantConflict bool
+	}{
+		{
+			name:   "an annotation changes",
+			racing: func(u *unstructured.Unstructured) { u.SetAnnotations(map[string]string{"touched": "yes"}) },
 		},
-	})
-	err := New(racing).Apply(ctx, existingSplit(ns))
-	if !apierrors.IsConflict(err) {
-		t.Fatalf("Apply racing a write = %v, want a Conflict", err)
+		{
+			name: "the rules change",
+			racing: func(u *unstructured.Unstructured) {
+				rules := rulesOf(t, u)
+				rules[1]["matches"] = []any{map[string]any{"path": map[string]any{"type": "PathPrefix", "value": "/assets"}}}
+				raw := make([]any, len(rules))
+				for i := range rules {
+					raw[i] = rules[i]
+				}
+				if err := unstructured.SetNestedSlice(u.Object, raw, "spec", "rules"); err != nil {
+					t.Fatal(err)
+				}
+				u.SetAnnotations(map[string]string{"touched": "yes"})
+			},
+			wantConflict: true,
+		},
 	}
-	if got := getUnstructured(t, ns); got.GetAnnotations()["touched"] != "yes" || len(rulesOf(t, got)) != 2 {
-		t.Errorf("the racing write was lost or the stale patch landed")
-	}
-	if err := New(k8s).Apply(ctx, existingSplit(ns)); err != nil {
-		t.Fatalf("Apply after the conflict: %v", err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ns := namespace(t)
+			if err := gitopsApply(ctx, ns, false); err != nil {
+				t.Fatalf("user's apply: %v", err)
+			}
+			// Someone else writes just before Sluice's patch reaches the server.
+			racing := interceptor.NewClient(k8s, interceptor.Funcs{
+				Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+					other := getUnstructured(t, ns)
+					tc.racing(other)
+					if err := c.Update(ctx, other); err != nil {
+						t.Fatalf("concurrent update: %v", err)
+					}
+					return c.Patch(ctx, obj, patch, opts...)
+				},
+			})
+			err := New(racing).Apply(ctx, existingSplit(ns))
+			got := getUnstructured(t, ns)
+			if got.GetAnnotations()["touched"] != "yes" {
+				t.Errorf("the racing write was lost")
+			}
+			st, obsErr := New(k8s).Observe(ctx, existingSplit(ns))
+			if obsErr != nil {
+				t.Fatal(obsErr)
+			}
+			if !tc.wantConflict {
+				if err != nil {
+					t.Fatalf("Apply racing an annotation write = %v, want success", err)
+				}
+				assertSameJSON(t, "weights", st.Weights, map[string]int32{"checkout-a": 80, "checkout-b": 20})
+				return
+			}
+			if !apierrors.IsConflict(err) {
+				t.Fatalf("Apply racing a rules write = %v, want a Conflict", err)
+			}
+			assertSameJSON(t, "weights after the conflict (the stale write did not land)", st.Weights, map[string]int32{"checkout": 1})
+			if err := New(k8s).Apply(ctx, existingSplit(ns)); err != nil {
+				t.Fatalf("Apply after the conflict: %v", err)
+			}
+			if m := rulesOf(t, getUnstructured(t, ns))[1]["matches"]; !strings.Contains(mustJSON(t, m), "/assets") {
+				t.Errorf("the racing rules change was lost: %s", mustJSON(t, m))
+			}
+		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -28,14 +27,14 @@ func wantRef(name string, weight int32) gwv1.HTTPBackendRef {
 	}}
 }
 
-func wantPrefix(p string) *gwv1.HTTPPathMatch {
-	return &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To(p)}
+func wantRootPath() *gwv1.HTTPPathMatch {
+	return &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To("/")}
 }
 
 func wantSplitRule(stable, canary int32, filters ...gwv1.HTTPRouteFilter) gwv1.HTTPRouteRule {
 	return gwv1.HTTPRouteRule{
 		Name:        ptr.To(gwv1.SectionName("sluice-split")),
-		Matches:     []gwv1.HTTPRouteMatch{{Path: wantPrefix("/")}},
+		Matches:     []gwv1.HTTPRouteMatch{{Path: wantRootPath()}},
 		Filters:     filters,
 		BackendRefs: []gwv1.HTTPBackendRef{wantRef("checkout-a", stable), wantRef("checkout-b", canary)},
 	}
@@ -80,7 +79,7 @@ func TestGeneratedRoute(t *testing.T) {
 				gwv1.HTTPRouteRule{
 					Name: ptr.To(gwv1.SectionName("sluice-match-0")),
 					Matches: []gwv1.HTTPRouteMatch{{
-						Path: wantPrefix("/"),
+						Path: wantRootPath(),
 						Headers: []gwv1.HTTPHeaderMatch{{
 							Type: ptr.To(gwv1.HeaderMatchExact), Name: "x-canary", Value: "always",
 						}},
@@ -102,7 +101,7 @@ func TestGeneratedRoute(t *testing.T) {
 				gwv1.HTTPRouteRule{
 					Name: ptr.To(gwv1.SectionName("sluice-match-0")),
 					Matches: []gwv1.HTTPRouteMatch{{
-						Path: wantPrefix("/"),
+						Path: wantRootPath(),
 						Headers: []gwv1.HTTPHeaderMatch{{
 							Type: ptr.To(gwv1.HeaderMatchRegularExpression), Name: "Cookie", Value: wantBetaCookieRegex,
 						}},
@@ -137,8 +136,10 @@ func TestGeneratedRoute(t *testing.T) {
 			}
 			got := getRoute(t, ns)
 			assertSameJSON(t, "spec", got.Spec, tc.want)
-			if got.Labels[ManagedByLabel] != ManagedByValue {
-				t.Errorf("labels = %v, want %s=%s", got.Labels, ManagedByLabel, ManagedByValue)
+			wantLabels := map[string]string{traffic.LabelManagedBy: traffic.ManagedByValue, traffic.LabelRollout: "checkout", traffic.LabelRolloutUID: string(s.OwnerUID)}
+			assertSameJSON(t, "labels", got.Labels, wantLabels)
+			if len(got.OwnerReferences) != 0 {
+				t.Errorf("ownerReferences %+v: a generated route must survive its Rollout's foreground deletion", got.OwnerReferences)
 			}
 			st, err := New(k8s).Observe(ctx, s)
 			if err != nil {
@@ -200,9 +201,9 @@ func TestGeneratedRouteUpdatedInPlace(t *testing.T) {
 		t.Errorf("generation %d -> %d, want +1", before.Generation, after.Generation)
 	}
 	assertSameJSON(t, "spec", after.Spec, wantGeneratedSpec(wantSplitRule(40, 60)))
-	wantOwner := s.Owner
-	wantOwner.Controller = ptr.To(true)
-	assertSameJSON(t, "ownerReferences", after.OwnerReferences, []metav1.OwnerReference{wantOwner})
+	if len(after.OwnerReferences) != 0 {
+		t.Errorf("ownerReferences %+v, want none", after.OwnerReferences)
+	}
 	var managers []string
 	for _, mf := range after.ManagedFields {
 		managers = append(managers, mf.Manager+"/"+string(mf.Operation))

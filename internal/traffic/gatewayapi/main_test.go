@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/routerules"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/internal/traffic"
 )
@@ -48,10 +49,8 @@ func namespace(t *testing.T) string {
 func generatedSplit(ns string) traffic.Split {
 	return traffic.Split{
 		Namespace: ns,
-		Owner: metav1.OwnerReference{
-			APIVersion: meshv1alpha1.GroupVersion.String(), Kind: "Rollout", Name: "checkout",
-			UID: types.UID("rollout-uid-" + ns), // stable per test: the owner check compares it
-		},
+		OwnerName: "checkout",
+		OwnerUID:  types.UID("rollout-uid-" + ns), // stable per test: the owner check compares it
 		Generated: &traffic.GeneratedRoute{
 			Name: "checkout",
 			ParentRefs: []meshv1alpha1.ParentReference{
@@ -96,7 +95,7 @@ func getUnstructured(t *testing.T, ns string) *unstructured.Unstructured {
 	t.Helper()
 	name := routeName
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(routeGVK)
+	u.SetGroupVersionKind(routerules.RouteGVK)
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
 		t.Fatalf("reading HTTPRoute %s/%s: %v", ns, name, err)
 	}

@@ -9,23 +9,27 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/sluice-mesh/sluice/internal/probe"
+	"github.com/sluice-mesh/sluice/internal/routerules"
 	"github.com/sluice-mesh/sluice/internal/traffic"
 )
 
 // Observe reads the route: the weights and mirror of the rules Sluice drives, whether its A/B
-// rules are as the split wants, and whether every parent has accepted the current generation.
+// rules are as the split wants, its probe rule, and whether every parent has accepted the
+// current generation.
 // A missing route is not an error: Found is false.
 func (r *Router) Observe(ctx context.Context, s traffic.Split) (traffic.Status, error) {
-	rt, found, err := r.getRoute(ctx, s.Namespace, s.RouteName())
+	rt, found, err := routerules.Get(ctx, r.c, s.Namespace, s.RouteName())
 	if err != nil {
 		return traffic.Status{}, err
 	}
 	if !found {
 		return traffic.Status{Message: fmt.Sprintf("HTTPRoute %s/%s does not exist", s.Namespace, s.RouteName())}, nil
 	}
-	st := traffic.Status{Found: true, Weights: map[string]int32{}}
+	st := traffic.Status{Found: true, Weights: map[string]int32{}, Reaches: reaches(s, rt), Probe: probeOf(s, rt)}
 	var problems []string
 	if s.Generated != nil {
 		problems = observeGenerated(s, rt, &st)
@@ -74,11 +78,11 @@ func stateOf(n slotNames, rule gwv1.HTTPRouteRule, keep func(gwv1.BackendObjectR
 	return rs
 }
 
-func observeGenerated(s traffic.Split, rt *route, st *traffic.Status) []string {
+func observeGenerated(s traffic.Split, rt *routerules.Route, st *traffic.Status) []string {
 	n := namesOf(s)
 	var problems []string
 	split := -1
-	for i, rule := range rt.typed.Spec.Rules {
+	for i, rule := range rt.Typed.Spec.Rules {
 		if rule.Name != nil && *rule.Name == SplitRuleName {
 			split = i
 			break
@@ -87,14 +91,14 @@ func observeGenerated(s traffic.Split, rt *route, st *traffic.Status) []string {
 	if split < 0 {
 		problems = append(problems, fmt.Sprintf("HTTPRoute %s/%s has no rule %s", s.Namespace, s.RouteName(), SplitRuleName))
 	} else {
-		rs := stateOf(n, rt.typed.Spec.Rules[split], func(gwv1.BackendObjectReference) bool { return true })
+		rs := stateOf(n, rt.Typed.Spec.Rules[split], func(gwv1.BackendObjectReference) bool { return true })
 		st.Weights, st.MirrorPercent = rs.weights, rs.mirror
 	}
 	want, err := generatedMatchRules(s)
 	if err != nil {
 		return append(problems, err.Error())
 	}
-	wantJSON, err := jsonValue(want)
+	wantJSON, err := routerules.Values(want)
 	if err != nil {
 		return append(problems, err.Error())
 	}
@@ -102,11 +106,11 @@ func observeGenerated(s traffic.Split, rt *route, st *traffic.Status) []string {
 	return problems
 }
 
-func observeExisting(s traffic.Split, rt *route, st *traffic.Status) []string {
+func observeExisting(s traffic.Split, rt *routerules.Route, st *traffic.Status) []string {
 	n := namesOf(s)
 	var driven []int
-	for i, rule := range rt.typed.Spec.Rules {
-		if !isMatchRule(rule) && hasDrivenRef(n, rule) {
+	for i, rule := range rt.Typed.Spec.Rules {
+		if !isSluiceRule(rule) && hasDrivenRef(n, rule) {
 			driven = append(driven, i)
 		}
 	}
@@ -114,7 +118,7 @@ func observeExisting(s traffic.Split, rt *route, st *traffic.Status) []string {
 		return []string{noDrivenRule(s).Error()}
 	}
 	var problems []string
-	rules := rt.typed.Spec.Rules
+	rules := rt.Typed.Spec.Rules
 	first := stateOf(n, rules[driven[0]], n.isDriven)
 	st.Weights, st.MirrorPercent = first.weights, first.mirror
 	for _, i := range driven[1:] {
@@ -123,7 +127,7 @@ func observeExisting(s traffic.Split, rt *route, st *traffic.Status) []string {
 				ruleLabel(rules, driven[0]), first, ruleLabel(rules, i), other))
 		}
 	}
-	raw, _ := rt.rawRules[driven[0]].(map[string]any)
+	raw, _ := rt.Rules[driven[0]].(map[string]any)
 	want, err := existingMatchRules(s, n, rules[driven[0]], raw)
 	if err != nil {
 		return append(problems, err.Error())
@@ -132,21 +136,107 @@ func observeExisting(s traffic.Split, rt *route, st *traffic.Status) []string {
 	return problems
 }
 
-// sameMatchRules compares the A/B rules wanted with the route's, in order.
-func sameMatchRules(want any, rt *route) bool {
+// sameMatchRules compares the A/B rules wanted with the route's, in order, by what decides where
+// a request goes (name, matches, backendRefs): filters, timeouts and retry may carry MeshPolicy
+// settings composed in since.
+func sameMatchRules(want []any, rt *routerules.Route) bool {
 	var have []any
-	for i, rule := range rt.typed.Spec.Rules {
+	for i, rule := range rt.Typed.Spec.Rules {
 		if isMatchRule(rule) {
-			have = append(have, rt.rawRules[i])
+			have = append(have, rt.Rules[i])
 		}
 	}
-	if have == nil {
-		have = []any{}
+	if len(have) != len(want) {
+		return false
 	}
-	if w, ok := want.([]any); !ok || w == nil {
-		want = []any{}
+	for i := range want {
+		w, _ := want[i].(map[string]any)
+		h, _ := have[i].(map[string]any)
+		for _, key := range []string{"name", "matches", "backendRefs"} {
+			if !routerules.Same(w[key], h[key]) {
+				return false
+			}
+		}
 	}
-	return sameJSON(want, have)
+	return true
+}
+
+// probeOf is the probe rule the route carries, when it is exactly the rule Apply writes for the
+// values read from it (at the split's port). Anything else under the probe's name (edited by
+// hand, or with settings a probe must not have) is reported as no probe rule: an answer through
+// it would not prove what the probe claims, and the next Apply replaces it.
+func probeOf(s traffic.Split, rt *routerules.Route) *traffic.ProbeRule {
+	for i, rule := range rt.Typed.Spec.Rules {
+		if !probe.IsRule(rule) {
+			continue
+		}
+		p := readProbe(s.Namespace, rule)
+		want, err := routerules.Value(probe.Rule(p.Service, s.Port, p.Path, p.Token, p.Split))
+		if err != nil || !routerules.Same(want, rt.Rules[i]) {
+			return nil
+		}
+		return &p
+	}
+	return nil
+}
+
+// readProbe reads a probe rule's values: its backend Service, its path, the probe header's value
+// (the token) and the split version its answers carry. What is missing reads as "".
+func readProbe(namespace string, rule gwv1.HTTPRouteRule) traffic.ProbeRule {
+	var p traffic.ProbeRule
+	if len(rule.BackendRefs) > 0 {
+		p.Service = routerules.LocalService(namespace, rule.BackendRefs[0].BackendObjectReference)
+	}
+	if len(rule.Matches) > 0 {
+		m := rule.Matches[0]
+		if m.Path != nil {
+			p.Path = ptr.Deref(m.Path.Value, "")
+		}
+		for _, h := range m.Headers {
+			if strings.EqualFold(string(h.Name), probe.Header) {
+				p.Token = h.Value
+			}
+		}
+	}
+	for _, f := range rule.Filters {
+		if f.Type != gwv1.HTTPRouteFilterResponseHeaderModifier || f.ResponseHeaderModifier == nil {
+			continue
+		}
+		for _, h := range f.ResponseHeaderModifier.Set {
+			if strings.EqualFold(string(h.Name), probe.SplitHeader) {
+				p.Split = h.Value
+			}
+		}
+	}
+	return p
+}
+
+// reaches lists the Services a rule Sluice drives can still send requests to (traffic.Status):
+// in a generated route every rule is Sluice's; in an existing route, the rules with a driven
+// backendRef and Sluice's own rules.
+func reaches(s traffic.Split, rt *routerules.Route) map[string]bool {
+	n := namesOf(s)
+	out := map[string]bool{}
+	for _, rule := range rt.Typed.Spec.Rules {
+		own := s.Generated != nil || isSluiceRule(rule)
+		if !own && !hasDrivenRef(n, rule) {
+			continue
+		}
+		for _, ref := range rule.BackendRefs {
+			name := n.localService(ref.BackendObjectReference)
+			// A Sluice rule's backends count whatever their weight; a weighted rule's, above 0
+			// (the Gateway API default weight is 1).
+			if name != "" && (isSluiceRule(rule) || ptr.Deref(ref.Weight, 1) > 0) {
+				out[name] = true
+			}
+		}
+		for _, f := range rule.Filters {
+			if n.isSluiceMirror(f) {
+				out[n.localService(f.RequestMirror.BackendRef)] = true
+			}
+		}
+	}
+	return out
 }
 
 func ruleLabel(rules []gwv1.HTTPRouteRule, i int) string {
@@ -156,11 +246,17 @@ func ruleLabel(rules []gwv1.HTTPRouteRule, i int) string {
 	return fmt.Sprintf("rule %d", i)
 }
 
+// Accepted says whether every parent of the route accepted its current generation, and if not
+// which fall short.
+func Accepted(rt *gwv1.HTTPRoute) (bool, []string) {
+	return acceptance(&routerules.Route{Typed: *rt})
+}
+
 // acceptance: every parentRef of the spec needs a status entry, and every entry for it needs
 // Accepted=True observed at the route's current generation; a stale True means the parent has
 // not yet seen the latest split. The reasons name the parents that fall short.
-func acceptance(rt *route) (bool, []string) {
-	r := &rt.typed
+func acceptance(rt *routerules.Route) (bool, []string) {
+	r := &rt.Typed
 	if len(r.Spec.ParentRefs) == 0 {
 		return false, []string{fmt.Sprintf("HTTPRoute %s/%s has no parentRefs", r.Namespace, r.Name)}
 	}

@@ -5,9 +5,19 @@
 //     manager "sluice"); see generated.go.
 //   - Existing: the user owns the route (often through GitOps). spec.rules and everything in it
 //     are atomic lists in the CRD, so server-side apply cannot own a part of a rule; Sluice does a
-//     read-modify-write of spec.rules guarded by the resourceVersion and changes only the
-//     backendRefs of the Services it drives, its own mirror filter and its own A/B rules; see
-//     existing.go.
+//     read-modify-write of spec.rules guarded by spec.rules as read (a JSON patch test) and changes
+//     only the backendRefs of the Services it drives, its own mirror filter, its own A/B rules
+//     and its probe rule; see existing.go.
+//
+// The data-plane probe's rule (internal/probe, named probe.RuleName) is Sluice's own in both: it
+// is written with the split when the split asks for it and removed otherwise, is never a driven
+// rule (its backend is a slot, but it carries no weight to move), and never gets a MeshPolicy's
+// settings (a retry or a timeout would change what the probe proves).
+//
+// In both, the router is the only writer of the route's rules while the Rollout drives it: it
+// composes the settings MeshPolicies publish on the route (internal/routerules) into every
+// write, so a policy never writes those rules, and its publication never makes the router's
+// write conflict.
 //
 // Weights are written as given (Split weights sum to 100); a backendRef's weight is relative to
 // the other backendRefs of its rule, so a third Service with a non-zero weight in a driven rule
@@ -15,22 +25,17 @@
 package gatewayapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/sluice-mesh/sluice/internal/probe"
+	"github.com/sluice-mesh/sluice/internal/routerules"
 	"github.com/sluice-mesh/sluice/internal/traffic"
 )
 
@@ -41,12 +46,6 @@ const (
 	// MatchRulePrefix starts the names of the A/B rules (sluice-match-0, sluice-match-1, ...).
 	// In an existing route, rules with this prefix are Sluice's: they are replaced on every Apply.
 	MatchRulePrefix = "sluice-match-"
-)
-
-// ManagedByLabel marks the routes Sluice generates.
-const (
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	ManagedByValue = "sluice"
 )
 
 // Errors Apply wraps (test them with errors.Is). Each is a problem only a change of the Rollout or
@@ -60,7 +59,7 @@ var (
 	// ErrNoDrivenRule: the existing route has no rule with a backendRef to the apex or a slot Service.
 	ErrNoDrivenRule = errors.New("HTTPRoute has no rule Sluice can drive")
 	// ErrRouteNotOwned: a route with the generated route's name exists and is not the Rollout's.
-	ErrRouteNotOwned = errors.New("HTTPRoute exists and is not owned by the Rollout")
+	ErrRouteNotOwned = errors.New("HTTPRoute exists and is not the Rollout's")
 )
 
 // Router drives HTTPRoutes through a controller-runtime client. The client must be able to
@@ -68,6 +67,10 @@ var (
 // registration is needed).
 type Router struct {
 	c client.Client
+	// Gateways reads the Gateways a probe goes through (nil: c). A manager that watches only
+	// some namespaces has no cache for the Gateways' (often another namespace): pass an
+	// uncached reader.
+	Gateways client.Reader
 }
 
 var _ traffic.Router = (*Router)(nil)
@@ -75,6 +78,12 @@ var _ traffic.Router = (*Router)(nil)
 // New returns a Router that uses c.
 func New(c client.Client) *Router {
 	return &Router{c: c}
+}
+
+// WithGateways sets the reader of Gateways (see Router.Gateways).
+func (r *Router) WithGateways(gateways client.Reader) *Router {
+	r.Gateways = gateways
+	return r
 }
 
 // Apply makes the route carry the split.
@@ -106,8 +115,8 @@ func validate(s traffic.Split) error {
 		if len(s.Generated.ParentRefs) == 0 {
 			add("generated route has no parentRefs")
 		}
-		if s.Owner.UID == "" || s.Owner.Name == "" || s.Owner.Kind == "" {
-			add("owner reference is incomplete (kind, name and uid are needed)")
+		if s.OwnerUID == "" || s.OwnerName == "" {
+			add("owner is incomplete (name and uid are needed)")
 		}
 	}
 	if s.Stable.Service == "" || s.Canary.Service == "" {
@@ -124,46 +133,21 @@ func validate(s traffic.Split) error {
 	if s.MirrorPercent < 0 || s.MirrorPercent > 100 {
 		add("mirror percent %d is out of 0-100", s.MirrorPercent)
 	}
+	if p := s.Probe; p != nil {
+		if p.Service == "" {
+			add("probe.service is empty")
+		}
+		if !strings.HasPrefix(p.Path, "/") {
+			add("probe.path %q does not start with /", p.Path)
+		}
+		if p.Token == "" {
+			add("probe.token is empty")
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidSplit, strings.Join(problems, "; "))
 	}
 	return nil
-}
-
-// routeGVK is what the unstructured reads and writes carry.
-var routeGVK = schema.GroupVersionKind{Group: gwv1.GroupVersion.Group, Version: gwv1.GroupVersion.Version, Kind: "HTTPRoute"}
-
-// route is an HTTPRoute read from the API server: typed for reading, and its rules as the
-// server's JSON for writing back, so fields Sluice does not know (a newer CRD) survive.
-type route struct {
-	obj      *unstructured.Unstructured
-	typed    gwv1.HTTPRoute
-	rawRules []any
-}
-
-// getRoute reads the route; found is false when it does not exist.
-func (r *Router) getRoute(ctx context.Context, namespace, name string) (rt *route, found bool, err error) {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(routeGVK)
-	if err := r.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, u); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("reading HTTPRoute %s/%s: %w", namespace, name, err)
-	}
-	rt = &route{obj: u}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &rt.typed); err != nil {
-		return nil, true, fmt.Errorf("decoding HTTPRoute %s/%s: %w", namespace, name, err)
-	}
-	rules, _, err := unstructured.NestedSlice(u.Object, "spec", "rules")
-	if err != nil {
-		return nil, true, fmt.Errorf("HTTPRoute %s/%s: spec.rules: %w", namespace, name, err)
-	}
-	if len(rules) != len(rt.typed.Spec.Rules) {
-		return nil, true, fmt.Errorf("HTTPRoute %s/%s: spec.rules did not decode", namespace, name)
-	}
-	rt.rawRules = rules
-	return rt, true, nil
 }
 
 // slotNames are the Service names whose backendRefs Sluice drives.
@@ -178,16 +162,7 @@ func namesOf(s traffic.Split) slotNames {
 
 // localService is the name of the Service ref points at in the route's namespace, else "".
 func (n slotNames) localService(ref gwv1.BackendObjectReference) string {
-	if ref.Group != nil && *ref.Group != "" {
-		return ""
-	}
-	if ref.Kind != nil && *ref.Kind != "Service" {
-		return ""
-	}
-	if ref.Namespace != nil && string(*ref.Namespace) != n.namespace {
-		return ""
-	}
-	return string(ref.Name)
+	return routerules.LocalService(n.namespace, ref)
 }
 
 // isDriven reports whether ref is one of the backendRefs Sluice replaces (apex, stable, canary).
@@ -209,6 +184,19 @@ func (n slotNames) isSluiceMirror(f gwv1.HTTPRouteFilter) bool {
 // isMatchRule reports whether the rule is one of Sluice's A/B rules.
 func isMatchRule(rule gwv1.HTTPRouteRule) bool {
 	return rule.Name != nil && strings.HasPrefix(string(*rule.Name), MatchRulePrefix)
+}
+
+// isSluiceRule reports whether the rule is one Sluice adds to an existing route (A/B, probe).
+func isSluiceRule(rule gwv1.HTTPRouteRule) bool {
+	return isMatchRule(rule) || probe.IsRule(rule)
+}
+
+// probeRule is the probe rule the split asks for; ok is false when it asks for none.
+func probeRule(s traffic.Split) (rule gwv1.HTTPRouteRule, ok bool) {
+	if s.Probe == nil {
+		return rule, false
+	}
+	return probe.Rule(s.Probe.Service, s.Port, s.Probe.Path, s.Probe.Token, s.Probe.Split), true
 }
 
 func matchRuleName(i int) gwv1.SectionName {
@@ -260,24 +248,6 @@ func mirrorPercent(f gwv1.HTTPRouteFilter) int32 {
 	default:
 		return 100
 	}
-}
-
-// jsonValue turns a typed value into the generic JSON form of unstructured objects.
-func jsonValue(v any) (any, error) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var out any
-	return out, json.Unmarshal(data, &out)
-}
-
-// sameJSON compares two generic JSON values (map keys are sorted by encoding/json, and int64
-// and float64 numbers print alike).
-func sameJSON(a, b any) bool {
-	ja, errA := json.Marshal(a)
-	jb, errB := json.Marshal(b)
-	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // slotOrder lists the two slot backends by Service name (slot a, then b), not stable first:

@@ -1,0 +1,214 @@
+// Package render makes the files `make argocd` writes: the status fixtures (in
+// internal/statusfixtures/testdata and, for Argo CD's test layout, next to each health.lua),
+// the expected outputs of the Rollout actions' tests, and the argocd-cm snippet that carries
+// the Lua scripts of config/argocd. Tests compare these with the files in the repository, so
+// neither the fixtures nor the snippet can drift from their sources.
+package render
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/statusfixtures"
+)
+
+// Paths, relative to the repository's root.
+const (
+	FixturesDir  = "internal/statusfixtures/testdata"
+	ArgoCDDir    = "config/argocd"
+	Snippet      = "config/argocd/argocd-cm.yaml"
+	customGroup  = "mesh.sluice.dev"
+	actionsTests = "actions/action_test.yaml"
+)
+
+// Kinds are the kinds with a health check, in the snippet's order.
+var Kinds = []string{"Rollout", "HealthGate", "MeshPolicy"}
+
+// KindDir is the Argo CD layout folder of a kind, relative to the repository's root.
+func KindDir(kind string) string { return path.Join(ArgoCDDir, customGroup, kind) }
+
+// ActionTests is the actions/action_test.yaml of Argo CD's layout.
+type ActionTests struct {
+	DiscoveryTests []DiscoveryTest `json:"discoveryTests"`
+	ActionTests    []ActionTest    `json:"actionTests"`
+}
+
+// DiscoveryTest expects the actions discovery.lua offers for an input.
+type DiscoveryTest struct {
+	InputPath string           `json:"inputPath"`
+	Result    []ResourceAction `json:"result"`
+}
+
+// ResourceAction is one action as discovery.lua returns it.
+type ResourceAction struct {
+	Name     string `json:"name"`
+	Disabled bool   `json:"disabled"`
+}
+
+// ActionTest expects the object an action.lua returns for an input.
+type ActionTest struct {
+	Action             string `json:"action"`
+	InputPath          string `json:"inputPath"`
+	ExpectedOutputPath string `json:"expectedOutputPath"`
+}
+
+// Files returns every generated file by path relative to root, the repository's root (the
+// Lua scripts and actions/action_test.yaml are read from there).
+func Files(root string) (map[string][]byte, error) {
+	fixtures, err := statusfixtures.Files()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	for p, b := range fixtures {
+		out[path.Join(FixturesDir, p)] = b
+	}
+	all, err := statusfixtures.All()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range all {
+		// Argo CD's layout: a kind's test inputs in testdata/ next to its health.lua.
+		out[path.Join(KindDir(f.Kind), "testdata", f.Name+".yaml")] = fixtures[f.Path()]
+	}
+	if err := actionOutputs(root, out); err != nil {
+		return nil, err
+	}
+	snippet, err := argocdCM(root)
+	if err != nil {
+		return nil, err
+	}
+	out[Snippet] = snippet
+	return out, nil
+}
+
+// actionOutputs writes the expected output of every action test: the input with the action
+// annotation set, which is all an action may change.
+func actionOutputs(root string, out map[string][]byte) error {
+	dir := path.Join(KindDir("Rollout"), "actions")
+	data, err := os.ReadFile(filepath.Join(root, KindDir("Rollout"), actionsTests))
+	if err != nil {
+		return err
+	}
+	var tests ActionTests
+	if err := yaml.UnmarshalStrict(data, &tests); err != nil {
+		return fmt.Errorf("%s: %w", actionsTests, err)
+	}
+	for _, t := range tests.ActionTests {
+		in, ok := out[path.Join(dir, t.InputPath)]
+		if !ok {
+			return fmt.Errorf("%s: action %s: input %s is not a fixture", actionsTests, t.Action, t.InputPath)
+		}
+		var obj map[string]any
+		if err := yaml.Unmarshal(in, &obj); err != nil {
+			return err
+		}
+		meta, _ := obj["metadata"].(map[string]any)
+		ann, _ := meta["annotations"].(map[string]any)
+		if ann == nil {
+			ann = map[string]any{}
+		}
+		ann[meshv1alpha1.ActionAnnotation] = t.Action
+		meta["annotations"] = ann
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		out[path.Join(dir, t.ExpectedOutputPath)] = b
+	}
+	return nil
+}
+
+// ConfigMapKey is the argocd-cm key of a kind's customization of one sort (health, actions).
+func ConfigMapKey(sort, kind string) string {
+	return "resource.customizations." + sort + "." + customGroup + "_" + kind
+}
+
+// ActionsValue is the value of the actions key, as Argo CD reads it.
+type ActionsValue struct {
+	Discovery   string             `json:"discovery.lua"`
+	Definitions []ActionDefinition `json:"definitions"`
+}
+
+// ActionDefinition is one action of ActionsValue.
+type ActionDefinition struct {
+	Name   string `json:"name"`
+	Action string `json:"action.lua"`
+}
+
+const snippetHeader = `# Argo CD health checks for Sluice's Rollout, HealthGate and MeshPolicy, and actions for
+# Rollouts (promote, abort, retry, pause, resume). Merge data into the argocd-cm ConfigMap of
+# your Argo CD (see docs/argocd.md).
+#
+# Generated by hack/argocd-cm (make argocd) from config/argocd/mesh.sluice.dev: do not edit.
+`
+
+// argocdCM renders the snippet from the Lua files.
+func argocdCM(root string) ([]byte, error) {
+	read := func(rel string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(root, rel))
+		return string(b), err
+	}
+	data := map[string]string{}
+	for _, kind := range Kinds {
+		s, err := read(path.Join(KindDir(kind), "health.lua"))
+		if err != nil {
+			return nil, err
+		}
+		data[ConfigMapKey("health", kind)] = s
+	}
+	actions := path.Join(KindDir("Rollout"), "actions")
+	var v ActionsValue
+	var err error
+	if v.Discovery, err = read(path.Join(actions, "discovery.lua")); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Join(root, actions))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !e.IsDir() || e.Name() == "testdata" {
+			continue
+		}
+		s, err := read(path.Join(actions, e.Name(), "action.lua"))
+		if err != nil {
+			return nil, err
+		}
+		v.Definitions = append(v.Definitions, ActionDefinition{Name: e.Name(), Action: s})
+	}
+	sort.Slice(v.Definitions, func(i, j int) bool { return v.Definitions[i].Name < v.Definitions[j].Name })
+	av, err := yaml.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	data[ConfigMapKey("actions", "Rollout")] = string(av)
+	for k, s := range data {
+		if strings.Contains(s, "\t") || strings.Contains(s, " \n") {
+			// YAML would quote the script instead of writing it as a block: keep it readable.
+			return nil, fmt.Errorf("%s: tabs or trailing spaces in the script", k)
+		}
+	}
+	cm := map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "argocd-cm", "namespace": "argocd",
+			"labels": map[string]any{"app.kubernetes.io/name": "argocd-cm", "app.kubernetes.io/part-of": "argocd"}},
+		"data": data,
+	}
+	body, err := yaml.Marshal(cm)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(snippetHeader)
+	b.Write(body)
+	return b.Bytes(), nil
+}
