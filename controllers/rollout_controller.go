@@ -271,7 +271,8 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 	before := ro.DeepCopy()
 	ro.Status = d.Status
-	// observedGeneration says the generation is applied: only after apply succeeds.
+	// observedGeneration says the generation is applied (or judged, when only a person can
+	// make it apply: rollout.ApplyFailed): only after the apply's outcome is known.
 	if before.Status.ObservedGeneration != ro.Generation {
 		ro.Status.ObservedGeneration = before.Status.ObservedGeneration
 	}
@@ -281,7 +282,7 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 	}
 	r.emit(ro, d.Events)
-	recordMetrics(ro, d.Ended)
+	recordMetrics(ro, d)
 	recordAnalysisMetrics(&before.Status, ro)
 	if action != nil {
 		if err := r.confirmAction(ctx, ro); err != nil {

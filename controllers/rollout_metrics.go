@@ -5,6 +5,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/rollout"
 )
 
 var (
@@ -21,6 +22,11 @@ var (
 		Name: "sluice_rollout_release_duration_seconds", Help: "Time from the start of a release to the decision that ended it.",
 		Buckets: prometheus.ExponentialBuckets(5, 2, 12),
 	}, []string{"outcome"})
+	// One series for the whole manager: at scale it says whether workers keep up.
+	stepDecisionDelay = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "sluice_rollout_step_decision_delay_seconds", Help: "From the end of a timed pause step to the persisted decision that ends it.",
+		Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60},
+	})
 )
 
 var (
@@ -40,13 +46,17 @@ var allPhases = []meshv1alpha1.RolloutPhase{
 }
 
 func init() {
-	metrics.Registry.MustRegister(phaseGauge, weightGauge, releasesTotal, releaseSeconds, probeRuns, dataPlaneLag)
+	metrics.Registry.MustRegister(phaseGauge, weightGauge, releasesTotal, releaseSeconds, stepDecisionDelay, probeRuns, dataPlaneLag)
 }
 
 // recordMetrics updates the gauges and counts the release the decision ended (every one: a
 // rollback is counted when decided, even if a newer revision follows before the route
 // carries it).
-func recordMetrics(after *meshv1alpha1.Rollout, ended *meshv1alpha1.ReleaseRecord) {
+func recordMetrics(after *meshv1alpha1.Rollout, d rollout.Decision) {
+	if d.StepOverdue != nil {
+		stepDecisionDelay.Observe(d.StepOverdue.Seconds())
+	}
+	ended := d.Ended
 	ns, name := after.Namespace, after.Name
 	for _, p := range allPhases {
 		v := 0.0

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/rollout"
 )
 
 func TestReleaseMetrics(t *testing.T) {
@@ -22,7 +23,7 @@ func TestReleaseMetrics(t *testing.T) {
 	end := func(outcome meshv1alpha1.ReleaseOutcome, abort string) *meshv1alpha1.ReleaseRecord {
 		return &meshv1alpha1.ReleaseRecord{Revision: "r2", Outcome: outcome, AbortReason: abort, StartTime: &started, EndTime: metav1.NewTime(now)}
 	}
-	recordMetrics(ro(meshv1alpha1.PhaseProgressing, "r1", "r2", "", 50), nil)
+	recordMetrics(ro(meshv1alpha1.PhaseProgressing, "r1", "r2", "", 50), rollout.Decision{})
 	if v := testutil.ToFloat64(weightGauge.WithLabelValues("shop", "checkout")); v != 50 {
 		t.Errorf("canary weight %v, want 50", v)
 	}
@@ -33,12 +34,12 @@ func TestReleaseMetrics(t *testing.T) {
 		t.Errorf("phase Healthy %v, want 0", v)
 	}
 
-	recordMetrics(ro(meshv1alpha1.PhaseRollingBack, "r1", "r2", "HealthGateFailed", 0), end(meshv1alpha1.OutcomeRolledBack, "HealthGateFailed"))
-	recordMetrics(ro(meshv1alpha1.PhaseRolledBack, "r1", "r2", "HealthGateFailed", 0), nil)
+	recordMetrics(ro(meshv1alpha1.PhaseRollingBack, "r1", "r2", "HealthGateFailed", 0), rollout.Decision{Ended: end(meshv1alpha1.OutcomeRolledBack, "HealthGateFailed")})
+	recordMetrics(ro(meshv1alpha1.PhaseRolledBack, "r1", "r2", "HealthGateFailed", 0), rollout.Decision{})
 	if v := testutil.ToFloat64(releasesTotal.WithLabelValues("shop", "checkout", "rolled_back", "HealthGateFailed")); v != 1 {
 		t.Errorf("rolled-back releases %v, want 1 (counted once, when decided)", v)
 	}
-	recordMetrics(ro(meshv1alpha1.PhaseHealthy, "r3", "", "", 0), end(meshv1alpha1.OutcomePromoted, ""))
+	recordMetrics(ro(meshv1alpha1.PhaseHealthy, "r3", "", "", 0), rollout.Decision{Ended: end(meshv1alpha1.OutcomePromoted, "")})
 	if v := testutil.ToFloat64(releasesTotal.WithLabelValues("shop", "checkout", "promoted", "")); v != 1 {
 		t.Errorf("promoted releases %v, want 1", v)
 	}

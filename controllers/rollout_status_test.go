@@ -6,6 +6,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -46,10 +47,10 @@ func label(m *dto.Metric, name string) string {
 }
 
 // 7. Status tells the truth, against the real API server: observedGeneration moves only once
-// a generation is applied; a rollback stays on record (history, metric) when a newer revision
+// a generation is applied or judged Stalled; a rollback stays on record (history, metric) when a newer revision
 // arrives before the route carried it; a gate that never produces data ends in Stalled.
 func TestStatusTellsTheTruth(t *testing.T) {
-	t.Run("observedGeneration only once the generation is applied", func(t *testing.T) {
+	t.Run("observedGeneration once the generation is applied or stalled", func(t *testing.T) {
 		c := newCluster(t, "observed")
 		startManager(t, c.ns, &stubGates{})
 		c.target(t, "checkout")
@@ -61,9 +62,14 @@ func TestStatusTellsTheTruth(t *testing.T) {
 		if err := env.Client.Update(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
+		// Retried failures leave observedGeneration at the generation applied; a stall is a
+		// judgement of the new generation, so waiters read Failed at once.
 		r = c.waitRollout(t, "checkout", "Stalled on the Service", func(r *meshv1alpha1.Rollout) bool { return condIs(r, meshv1alpha1.ConditionStalled, "ApplyFailed") })
-		if r.Status.ObservedGeneration != applied || r.Generation == applied {
-			t.Errorf("observedGeneration %d for generation %d that could not be applied (last applied %d)", r.Status.ObservedGeneration, r.Generation, applied)
+		if r.Status.ObservedGeneration != r.Generation || r.Generation == applied {
+			t.Errorf("observedGeneration %d for generation %d judged Stalled (last applied %d)", r.Status.ObservedGeneration, r.Generation, applied)
+		}
+		if ready := meta.FindStatusCondition(r.Status.Conditions, meshv1alpha1.ConditionReady); ready == nil || ready.Status != metav1.ConditionFalse {
+			t.Errorf("Ready %+v while the generation is stalled, want False", ready)
 		}
 		// The GitOps copy is fixed to agree with Sluice: shared ownership, no conflict.
 		u := &unstructured.Unstructured{Object: map[string]any{

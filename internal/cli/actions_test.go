@@ -149,7 +149,7 @@ func rolledBackStatus() *meshv1alpha1.RolloutStatus {
 // the command prints what changed once status records it.
 func TestActions(t *testing.T) {
 	f := newFixture(t, "actions")
-	atPause := canaryAt(3, 50, meshv1alpha1.PhasePaused, "WaitingForPromote", "step 3: waiting for a promote action at 50%")
+	atPause := canaryAt(3, 50, meshv1alpha1.PhasePaused, "WaitingForPromote", "step 4/4: waiting for a promote action at 50%")
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -161,7 +161,7 @@ func TestActions(t *testing.T) {
 			next := canaryAt(4, 100, meshv1alpha1.PhasePromoting, "WaitingForTraffic", "promotion: waiting for the route to carry a=0% b=100% (it carries a=50% b=50%)")
 			return decision{now: next}
 		}, []meshv1alpha1.RolloutAction{meshv1alpha1.ActionPromote}},
-		{"pause", []string{"pause"}, canaryAt(1, 20, meshv1alpha1.PhaseProgressing, "Progressing", "step 1: pause until 2026-03-01T12:00:00Z at 20%"),
+		{"pause", []string{"pause"}, canaryAt(1, 20, meshv1alpha1.PhaseProgressing, "Progressing", "step 2/4: pause until 2026-03-01T12:00:00Z at 20%"),
 			func(a meshv1alpha1.RolloutAction, st meshv1alpha1.RolloutStatus) decision {
 				next := canaryAt(1, 20, meshv1alpha1.PhasePaused, "Paused", "paused (pause action): weights frozen at 20% on the canary")
 				next.ManualPause = true
@@ -173,14 +173,14 @@ func TestActions(t *testing.T) {
 			return decision{now: next}
 		}, []meshv1alpha1.RolloutAction{meshv1alpha1.ActionAbort}},
 		{"retry", []string{"retry"}, rolledBackStatus(), func(a meshv1alpha1.RolloutAction, st meshv1alpha1.RolloutStatus) decision {
-			return decision{now: canaryAt(0, 0, meshv1alpha1.PhaseProgressing, "WaitingForDataPlane", "step 0: proving that slot b answers through the data plane before it gets traffic: waiting for the probe")}
+			return decision{now: canaryAt(0, 0, meshv1alpha1.PhaseProgressing, "WaitingForDataPlane", "step 1/4: proving that slot b answers through the data plane before it gets traffic: waiting for the probe")}
 		}, []meshv1alpha1.RolloutAction{meshv1alpha1.ActionRetry}},
 		// resume with nothing paused: taken, nothing changes, and the command says so.
 		{"resume-nothing", []string{"resume"}, atPause, func(a meshv1alpha1.RolloutAction, st meshv1alpha1.RolloutStatus) decision {
 			return decision{now: &st}
 		}, []meshv1alpha1.RolloutAction{meshv1alpha1.ActionResume}},
 		// --full is the action promote-full: every remaining step skipped, then promoted.
-		{"promote-full", []string{"promote", "--full"}, canaryAt(1, 20, meshv1alpha1.PhaseProgressing, "Progressing", "step 1: pause until 2026-03-01T12:00:00Z at 20%"),
+		{"promote-full", []string{"promote", "--full"}, canaryAt(1, 20, meshv1alpha1.PhaseProgressing, "Progressing", "step 2/4: pause until 2026-03-01T12:00:00Z at 20%"),
 			func(a meshv1alpha1.RolloutAction, st meshv1alpha1.RolloutStatus) decision {
 				promoted := &meshv1alpha1.RolloutStatus{Phase: meshv1alpha1.PhaseHealthy, StableSlot: meshv1alpha1.SlotB, StableRevision: revV2, Replicas: 2,
 					History:    []meshv1alpha1.ReleaseRecord{{Revision: revV2, Outcome: meshv1alpha1.OutcomePromoted, EndTime: *at(0)}},
@@ -214,7 +214,7 @@ func TestActions(t *testing.T) {
 func TestActionNotTaken(t *testing.T) {
 	f := newFixture(t, "actions-idle")
 	f.rollout(&meshv1alpha1.Rollout{ObjectMeta: named("checkout"), Spec: canarySpec("checkout")},
-		canaryAt(3, 50, meshv1alpha1.PhasePaused, "WaitingForPromote", "step 3: waiting for a promote action at 50%"))
+		canaryAt(3, 50, meshv1alpha1.PhasePaused, "WaitingForPromote", "step 4/4: waiting for a promote action at 50%"))
 	r := run(t, "promote", "checkout", "-n", "actions-idle", "--timeout", "1s")
 	wantErr := "the Sluice manager has not taken the promote action on Rollout actions-idle/checkout within 1s: is it running? " +
 		"The request stays in annotation mesh.sluice.dev/action and is applied when the manager runs; withdraw it with: kubectl annotate sro checkout -n actions-idle mesh.sluice.dev/action-\n"

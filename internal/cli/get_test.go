@@ -32,7 +32,7 @@ func TestGetCanaryUnderAnalysis(t *testing.T) {
 	f.slot("checkout", meshv1alpha1.SlotA, revV1, "example.com/checkout:v1", 2, 2, pod{suffix: "5d7f9-abcde", ready: true}, pod{suffix: "5d7f9-fghij", ready: true})
 	f.slot("checkout", meshv1alpha1.SlotB, revV2, "example.com/checkout:v2", 2, 1, pod{suffix: "6c8e1-klmno", ready: true}, pod{suffix: "6c8e1-pqrst", restarts: 3})
 	f.route("checkout", "sluice-split", true, backend{"checkout-a", 95}, backend{"checkout-b", 5})
-	waiting := "step 2: 1 of 3 passing checks at 5%"
+	waiting := "step 3/7: 1 of 3 passing checks at 5%"
 	f.rollout(&meshv1alpha1.Rollout{ObjectMeta: named("checkout"), Spec: canarySpec("checkout", "success-rate", "p99-latency")}, &meshv1alpha1.RolloutStatus{
 		Phase: meshv1alpha1.PhaseProgressing, StableSlot: meshv1alpha1.SlotA, StableRevision: revV1, CanaryRevision: revV2,
 		CurrentStep: ptr.To(int32(2)), CanaryWeight: 5, Replicas: 2, ReleaseStartTime: at(-10 * time.Minute), StepStartTime: at(-2 * time.Minute),

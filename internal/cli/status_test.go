@@ -47,8 +47,8 @@ func TestStatusExitCodes(t *testing.T) {
 		{"still-progressing", func(target, other string) meshv1alpha1.RolloutStatus {
 			return meshv1alpha1.RolloutStatus{Phase: meshv1alpha1.PhasePaused, StableSlot: meshv1alpha1.SlotA, StableRevision: other, CanaryRevision: target,
 				CurrentStep: ptr.To(int32(3)), CanaryWeight: 50,
-				Conditions: []metav1.Condition{cond("Reconciling", true, "WaitingForPromote", "step 3: waiting for a promote action at 50%")}}
-		}, 3, "Paused  step 4/4  weight 50%  WaitingForPromote: step 3: waiting for a promote action at 50%\n"},
+				Conditions: []metav1.Condition{cond("Reconciling", true, "WaitingForPromote", "step 4/4: waiting for a promote action at 50%")}}
+		}, 3, "Paused  step 4/4  weight 50%  WaitingForPromote: step 4/4: waiting for a promote action at 50%\n"},
 		// Healthy on the previous revision: the manager has not seen the target's change yet.
 		{"not-picked-up", func(target, other string) meshv1alpha1.RolloutStatus {
 			return meshv1alpha1.RolloutStatus{Phase: meshv1alpha1.PhaseHealthy, StableSlot: meshv1alpha1.SlotA, StableRevision: other,
@@ -98,15 +98,15 @@ func TestStatusFollowsTheRelease(t *testing.T) {
 	}
 	lines := []string{
 		"Progressing  step 1/4  weight 0%  WaitingForPods: slot b: waiting for 2 ready pods of revision " + target + "\n",
-		"Progressing  step 2/4  weight 20%  Progressing: step 1: pause until 2026-03-01T12:01:00Z at 20%\n",
-		"Progressing  step 4/4  weight 50%  WaitingForPromote: step 3: waiting for a promote action at 50%\n",
+		"Progressing  step 2/4  weight 20%  Progressing: step 2/4: pause until 2026-03-01T12:01:00Z at 20%\n",
+		"Progressing  step 4/4  weight 50%  WaitingForPromote: step 4/4: waiting for a promote action at 50%\n",
 		"revision " + target + " promoted: slot b serves all traffic\n",
 	}
 	// Each next state is written once the command has printed the one in force, so that a slow
 	// poll on a loaded machine can't skip a state.
 	for i, st := range []meshv1alpha1.RolloutStatus{
-		step(1, 20, "Progressing", "step 1: pause until 2026-03-01T12:01:00Z at 20%"),
-		step(3, 50, "WaitingForPromote", "step 3: waiting for a promote action at 50%"),
+		step(1, 20, "Progressing", "step 2/4: pause until 2026-03-01T12:01:00Z at 20%"),
+		step(3, 50, "WaitingForPromote", "step 4/4: waiting for a promote action at 50%"),
 		{Phase: meshv1alpha1.PhaseHealthy, StableSlot: meshv1alpha1.SlotB, StableRevision: target,
 			History:    []meshv1alpha1.ReleaseRecord{{Revision: target, Outcome: meshv1alpha1.OutcomePromoted, EndTime: *at(0)}},
 			Conditions: []metav1.Condition{cond("Ready", true, "Healthy", "serving")}},

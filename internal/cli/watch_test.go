@@ -28,7 +28,7 @@ func watchFixture(t *testing.T, ns string) (shift func()) {
 	f.slot("checkout", meshv1alpha1.SlotA, revV1, "example.com/checkout:v1", 1, 1, pod{suffix: "1", ready: true})
 	f.slot("checkout", meshv1alpha1.SlotB, revV2, "example.com/checkout:v2", 1, 1, pod{suffix: "2", ready: true})
 	rt := f.route("checkout", "sluice-split", true, backend{"checkout-a", 95}, backend{"checkout-b", 5})
-	msg := func(i, w int) string { return fmt.Sprintf("step %d: 0 of 3 passing checks at %d%%", i, w) }
+	msg := func(i, w int) string { return fmt.Sprintf("step %d/7: 0 of 3 passing checks at %d%%", i+1, w) }
 	st := canaryAt(2, 5, meshv1alpha1.PhaseProgressing, "Progressing", msg(2, 5))
 	st.Analysis = &meshv1alpha1.AnalysisStatus{Passed: 2, Verdict: meshv1alpha1.VerdictPass, LastCheck: at(-10 * time.Second),
 		Gates: []meshv1alpha1.GateMetricVerdict{

@@ -139,10 +139,18 @@ func ApplyErrorOf(st *meshv1alpha1.RolloutStatus) *ApplyError {
 // ApplyFailed records that making the decision true failed: Ready=False with the error; then
 // Stalled=True when only a person can fix it (an object someone else owns, a route Sluice can't
 // drive), else Reconciling=True (it is retried). Conditions keep one writer: this package.
+//
+// A stalled generation counts as observed: the controller has judged it and only a person can
+// make it apply, so waiters (kstatus, Flux, kubectl sluice status) read Failed at once instead
+// of waiting for a generation that will not come without them. A failure that is retried
+// leaves observedGeneration at the last generation applied.
 func ApplyFailed(st *meshv1alpha1.RolloutStatus, msg string, stalled bool, generation int64) {
 	current(st.Conditions).applyFailed(msg, stalled).write(&st.Conditions)
 	for i := range st.Conditions {
 		st.Conditions[i].ObservedGeneration = generation
+	}
+	if stalled {
+		st.ObservedGeneration = generation
 	}
 }
 

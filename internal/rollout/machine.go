@@ -22,7 +22,7 @@ func Next(spec *meshv1alpha1.RolloutSpec, status *meshv1alpha1.RolloutStatus, ob
 	m.run()
 	return Decision{
 		Status: m.st, Slots: m.slots, Traffic: m.traffic, ScaleTargetToZero: m.scaleTarget,
-		Events: m.events, RequeueAfter: m.requeueAfter(), Ended: m.ended,
+		Events: m.events, RequeueAfter: m.requeueAfter(), Ended: m.ended, StepOverdue: m.overdue,
 	}
 }
 
@@ -44,6 +44,7 @@ type machine struct {
 	stallReason, stallMs string
 	rolledBackMsg        string
 	ended                *meshv1alpha1.ReleaseRecord
+	overdue              *time.Duration
 }
 
 func (m *machine) run() {
@@ -435,21 +436,21 @@ func (m *machine) canarySteps() {
 			m.st.CanaryWeight = 0
 			m.st.StepStartTime = nil
 			m.setTraffic(0, false, 0)
-			m.waitFor(ReasonWaitingForDataPlane, "step %d: proving that slot %s answers through the data plane before it gets traffic: %s",
-				i, m.st.StableSlot.Other(), m.dataPlaneMessage())
+			m.waitFor(ReasonWaitingForDataPlane, "step %d/%d: proving that slot %s answers through the data plane before it gets traffic: %s",
+				i+1, len(steps), m.st.StableSlot.Other(), m.dataPlaneMessage())
 			return
 		}
 		m.st.CanaryWeight = weight
 		m.setTraffic(m.st.CanaryWeight, true, m.mirrorPercent())
 		if !m.trafficInForce() {
 			m.st.StepStartTime = nil
-			m.waitFor(ReasonWaitingForTraffic, "step %d: %s", i, m.trafficMessage())
+			m.waitFor(ReasonWaitingForTraffic, "step %d/%d: %s", i+1, len(steps), m.trafficMessage())
 			return
 		}
 		if m.st.StepStartTime == nil {
 			m.st.StepStartTime = m.now()
 		}
-		if !m.stepDone(steps[i], i) {
+		if !m.stepDone(steps[i], i, len(steps)) {
 			return
 		}
 		m.st.CurrentStep = ptr(int32(i + 1))
@@ -460,8 +461,9 @@ func (m *machine) canarySteps() {
 	}
 }
 
-// stepDone says whether step i is complete; if not, it records what it waits for.
-func (m *machine) stepDone(step meshv1alpha1.CanaryStep, i int) bool {
+// stepDone says whether step i of n is complete; if not, it records what it waits for.
+// Messages count steps from 1, as kubectl sluice shows them (status keeps the 0-based index).
+func (m *machine) stepDone(step meshv1alpha1.CanaryStep, i, n int) bool {
 	if m.promote && (step.Pause != nil || step.Analysis != nil) {
 		m.promote = false
 		return true
@@ -470,14 +472,16 @@ func (m *machine) stepDone(step meshv1alpha1.CanaryStep, i int) bool {
 	case step.Pause != nil && step.Pause.Duration != nil:
 		end := m.st.StepStartTime.Add(step.Pause.Duration.Duration)
 		if !m.obs.Now.Before(end) {
+			late := m.obs.Now.Sub(end)
+			m.overdue = &late
 			return true
 		}
 		m.timer(end)
-		m.waitFor(ReasonProgressing, "step %d: pause until %s at %d%%", i, end.UTC().Format(time.RFC3339), m.st.CanaryWeight)
+		m.waitFor(ReasonProgressing, "step %d/%d: pause until %s at %d%%", i+1, n, end.UTC().Format(time.RFC3339), m.st.CanaryWeight)
 		return false
 	case step.Pause != nil:
 		m.st.Phase = meshv1alpha1.PhasePaused
-		m.waitFor(ReasonWaitingForPromote, "step %d: waiting for a promote action at %d%%", i, m.st.CanaryWeight)
+		m.waitFor(ReasonWaitingForPromote, "step %d/%d: waiting for a promote action at %d%%", i+1, n, m.st.CanaryWeight)
 		return false
 	case step.Analysis != nil:
 		passed := int32(0)
@@ -487,7 +491,7 @@ func (m *machine) stepDone(step meshv1alpha1.CanaryStep, i int) bool {
 		if passed >= step.Analysis.Checks {
 			return true
 		}
-		m.waitFor(ReasonProgressing, "step %d: %d of %d passing checks at %d%%", i, passed, step.Analysis.Checks, m.st.CanaryWeight)
+		m.waitFor(ReasonProgressing, "step %d/%d: %d of %d passing checks at %d%%", i+1, n, passed, step.Analysis.Checks, m.st.CanaryWeight)
 		return false
 	}
 	return true // setWeight: done once its traffic is in force

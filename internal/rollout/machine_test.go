@@ -599,3 +599,20 @@ func TestDataPlaneProof(t *testing.T) {
 		})
 	}
 }
+
+// The decision that ends a timed pause says how late it came; any other decision says nothing.
+func TestStepOverdue(t *testing.T) {
+	st := releasing(1, 10)
+	st.StepStartTime = at(-time.Minute - 1500*time.Millisecond) // the 1m pause ended 1.5s ago
+	d := Next(canarySpec(), &st, obs(r2, ready(r1), ready(r2), route(90, 10)))
+	if d.StepOverdue == nil || *d.StepOverdue != 1500*time.Millisecond {
+		t.Fatalf("StepOverdue %v, want 1.5s", d.StepOverdue)
+	}
+	if got := *d.Status.CurrentStep; got != 2 {
+		t.Errorf("step %d after the pause, want 2", got)
+	}
+	st.StepStartTime = at(-10 * time.Second)
+	if d := Next(canarySpec(), &st, obs(r2, ready(r1), ready(r2), route(90, 10))); d.StepOverdue != nil {
+		t.Errorf("StepOverdue %v while the pause runs, want none", *d.StepOverdue)
+	}
+}

@@ -130,6 +130,9 @@ type Decision struct {
 	// Ended is the release this decision ended (promoted, rolled back or superseded), also
 	// recorded at the head of Status.History.
 	Ended *meshv1alpha1.ReleaseRecord
+	// StepOverdue is, when this decision ends a timed pause, how long after its end the
+	// decision came: the manager's own lateness (queueing, busy workers), measured at scale.
+	StepOverdue *time.Duration
 }
 
 // SlotIntent is the desired state of one slot Deployment.

@@ -30,13 +30,7 @@ func kstatusOf(t *testing.T, f statusfixtures.Fixture) kstatus.Status {
 // truth is what each fixture's status means: InProgress while work is under way or the
 // generation is not yet applied, Current when healthy and in force, Failed when a person must
 // act (rolled back, stalled).
-type truth struct {
-	want kstatus.Status
-	// gap, when set, is how kstatus reads the fixture instead, because of how the status is
-	// written; the test holds kstatus to it so that a fix in the controller shows up here.
-	gap kstatus.Status
-	why string
-}
+type truth struct{ want kstatus.Status }
 
 var (
 	inProgress = truth{want: kstatus.InProgressStatus}
@@ -51,16 +45,12 @@ var (
 
 var kstatusTruth = map[string]map[string]truth{
 	"Rollout": {
-		"no-status":             noStatus,
-		"initializing":          inProgress,
-		"initialization-failed": failed,
-		"healthy":               current,
-		"not-observed":          inProgress,
-		// The controller moves observedGeneration only once a generation is applied, so a
-		// spec change that can't be applied is Stalled at a generation kstatus sees as not
-		// yet observed: InProgress until Flux's timeout instead of Failed at once.
-		"stalled-spec-not-applied": {want: kstatus.FailedStatus, gap: kstatus.InProgressStatus,
-			why: "Stalled=True for generation 2 while status.observedGeneration stays 1"},
+		"no-status":                      noStatus,
+		"initializing":                   inProgress,
+		"initialization-failed":          failed,
+		"healthy":                        current,
+		"not-observed":                   inProgress,
+		"stalled-spec-not-applied":       failed,
 		"stalled-target-misconfigured":   failed,
 		"progressing-pause-step":         inProgress,
 		"progressing-analysis":           inProgress,
@@ -103,8 +93,7 @@ var kstatusTruth = map[string]map[string]truth{
 	},
 }
 
-// Status tells the truth to kstatus for every fixture, and where it can't, the test names the
-// gap (see truth.gap) instead of hiding it.
+// Status tells the truth to kstatus for every fixture.
 func TestKstatusReadsEveryFixture(t *testing.T) {
 	all, err := statusfixtures.All()
 	if err != nil {
@@ -116,16 +105,8 @@ func TestKstatusReadsEveryFixture(t *testing.T) {
 			if !ok {
 				t.Fatal("no expectation for this fixture: add it to kstatusTruth")
 			}
-			got := kstatusOf(t, f)
-			switch {
-			case tr.gap == "" && got != tr.want:
+			if got := kstatusOf(t, f); got != tr.want {
 				t.Errorf("kstatus %s, want %s", got, tr.want)
-			case tr.gap != "" && got == tr.want:
-				t.Errorf("kstatus now reads %s as it should: remove the gap (%s) here and in docs/flux.md", got, tr.why)
-			case tr.gap != "" && got != tr.gap:
-				t.Errorf("kstatus %s, want %s (known gap: %s)", got, tr.gap, tr.why)
-			case tr.gap != "":
-				t.Logf("known gap: kstatus reads %s, the truth is %s: %s", got, tr.want, tr.why)
 			}
 		})
 	}

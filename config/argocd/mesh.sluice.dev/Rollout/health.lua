@@ -21,14 +21,18 @@ local function isTrue(c)
   return c ~= nil and c.status == "True"
 end
 
--- "phase Paused, step 6, weight 50%": the phase and, while a release runs, where it is
--- (blue-green has no steps).
+-- "phase Paused, step 7/7, weight 50%": the phase and, while a release runs, where it is,
+-- counting steps from 1 as kubectl sluice and the controller's messages do (status keeps the
+-- 0-based index; blue-green has no steps).
 local function where()
   local s = "phase " .. tostring(st.phase)
   if st.canaryRevision ~= nil and st.canaryRevision ~= "" then
-    local bg = obj.spec ~= nil and obj.spec.strategy ~= nil and obj.spec.strategy.blueGreen ~= nil
-    if st.currentStep ~= nil and not bg then
-      s = s .. ", step " .. tostring(st.currentStep)
+    local steps = nil
+    if obj.spec ~= nil and obj.spec.strategy ~= nil and obj.spec.strategy.canary ~= nil then
+      steps = obj.spec.strategy.canary.steps
+    end
+    if st.currentStep ~= nil and steps ~= nil and st.currentStep < #steps then
+      s = s .. ", step " .. tostring(st.currentStep + 1) .. "/" .. tostring(#steps)
     end
     s = s .. ", weight " .. tostring(st.canaryWeight or 0) .. "%"
   end
@@ -72,11 +76,7 @@ end
 local stalled = condition("Stalled")
 local generation = obj.metadata.generation
 if generation ~= nil and observed < generation then
-  -- observedGeneration moves only once a generation is applied. A Stalled condition stamped
-  -- with the new generation says the controller saw it and can't apply it without a person.
-  if isTrue(stalled) and stalled.observedGeneration == generation then
-    return say("Degraded", "generation " .. tostring(generation) .. " can't be applied: " .. tostring(stalled.message))
-  end
+  -- observedGeneration moves once a generation is applied, or judged Stalled (a person must act).
   return say("Progressing", "generation " .. tostring(generation) .. " is not applied yet (status is of generation " .. tostring(observed) .. ")")
 end
 

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+// TestScaleSmoke runs the harness at a reduced size: it fails on errors only (a Rollout that
+// never becomes Healthy, the manager exiting, a request of the harness failing), never on
+// timing; the figures are logged (go test -v) for a look, not asserted.
+func TestScaleSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the scale smoke test takes about two minutes")
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.WarnLevel)))
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cfg := config{
+		Rollouts: 500, Unrelated: 200, Wave: 100, Namespaces: 5, Replicas: 1,
+		Pause: 5 * time.Second, Settle: 2 * time.Second, Idle: 5 * time.Second, Timeout: 3 * time.Minute,
+		Workers: 16, ManagerBin: filepath.Join(t.TempDir(), "manager"),
+		Command: "go test ./hack/scale -run TestScaleSmoke -v",
+	}
+	if os.Getenv("KUBEBUILDER_ASSETS") != "" { // else run says how to get the binaries
+		if err := buildManager(ctx, cfg.ManagerBin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := run(ctx, cfg, t.Logf)
+	if rep != nil {
+		t.Log(rep.markdown())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBucketQuantile checks the quantile estimate against PromQL's histogram_quantile rule.
+func TestBucketQuantile(t *testing.T) {
+	inf := []float64{0.1, 1, 10, math.Inf(1)}
+	for _, tc := range []struct {
+		name   string
+		q      float64
+		counts []float64
+		want   float64
+	}{
+		{"first bucket interpolates from zero", 0.5, []float64{10, 10, 10, 10}, 0.05},
+		{"middle bucket", 0.5, []float64{0, 10, 20, 20}, 1},
+		{"inside a bucket", 0.75, []float64{0, 10, 20, 20}, 5.5},
+		{"rank in +Inf answers the highest finite bound", 0.99, []float64{0, 0, 1, 100}, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := bucketQuantile(tc.q, inf, tc.counts); got != tc.want {
+				t.Errorf("bucketQuantile(%v) = %v, want %v", tc.q, got, tc.want)
+			}
+		})
+	}
+}
