@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/flowcontrol"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -49,6 +50,7 @@ type options struct {
 	policies       bool
 	policyNS       string
 	policyAudit    time.Duration
+	pprofAddr      string
 	zap            zap.Options
 }
 
@@ -72,6 +74,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.BoolVar(&o.policies, "admission-policies", true, "Check Rollouts, HealthGates, MeshPolicies (and HTTPRoutes, Services, Deployments in namespaces labelled "+admission.NamespaceLabel+"="+admission.NamespaceLabelValue+") with the built-in Rego library and the policy ConfigMaps: at admission (with --webhooks) and in a periodic audit.")
 	fs.StringVar(&o.policyNS, "policy-namespace", envOr("POD_NAMESPACE", "sluice-system"), "Namespace whose ConfigMaps labelled "+controllers.PolicyLabel+"=rego|config hold the admission policies and their configuration (only the operator's namespace: tenants must not write cluster-wide rules).")
 	fs.DurationVar(&o.policyAudit, "policy-audit-interval", controllers.DefaultPolicyAuditInterval, "How often existing objects are reviewed with the policies in force (also soon after a policy change).")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's pprof endpoints (/debug/pprof), for profiling at scale; empty disables them.")
 	o.zap = zap.Options{}
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +121,10 @@ func run(o *options) error {
 	// Rollouts wait on the client's limiter after a resync; the API server has its own
 	// priority and fairness to protect itself.
 	cfg.QPS, cfg.Burst = float32(o.kubeQPS), o.kubeBurst
+	// One limiter for every client made from cfg: client-go gives each REST client (one per
+	// resource type here) its own bucket otherwise, so the manager's total rate was a
+	// multiple of --kube-api-qps.
+	cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(cfg.QPS, cfg.Burst)
 
 	var tlsOpts []func(*tls.Config)
 	if !o.enableHTTP2 {
@@ -130,7 +137,8 @@ func run(o *options) error {
 
 	mgrOpts := ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         cache.Options{ByObject: controllers.RolloutCacheOptions()},
+		Cache:                         controllers.CacheOptions(),
+		PprofBindAddress:              o.pprofAddr,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,

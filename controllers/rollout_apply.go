@@ -138,6 +138,9 @@ func (r *RolloutReconciler) applySlot(ctx context.Context, ro *meshv1alpha1.Roll
 // resolve that (rename, or remove it from Git).
 var errNotOurs = errors.New("exists and is not this Rollout's")
 
+// notOursRecheck is how often a Rollout stalled on an object that is not its own looks again.
+const notOursRecheck = 30 * time.Second
+
 // applyOwned server-side applies obj as field manager sluice, marked as the Rollout's by label
 // (no ownerReference: see rollout.LabelRolloutUID). live is the object as the cache has it
 // (nil when missing). Nothing is sent when this manager's last apply of the same content left
@@ -229,6 +232,11 @@ func (r *RolloutReconciler) applyFailed(ctx context.Context, ro *meshv1alpha1.Ro
 		if perr := r.Client.Status().Patch(ctx, ro, client.MergeFrom(before)); perr != nil {
 			log.FromContext(ctx).Info("could not report the apply failure in status", "error", perr.Error())
 		}
+	}
+	if errors.Is(err, errNotOurs) && (next == 0 || next > notOursRecheck) {
+		// A foreign Deployment under a slot's name is outside the cache (it has no rollout
+		// label): its removal brings no event, so look again now and then.
+		next = notOursRecheck
 	}
 	switch {
 	case !stuck:

@@ -108,13 +108,23 @@ func SetupRolloutController(mgr ctrl.Manager, gates GateChecker, workers int) er
 	return NewRolloutReconciler(mgr, gates, workers).SetupWithManager(mgr)
 }
 
+// CacheOptions are the manager's cache settings: the per-kind restrictions below, and no
+// managedFields in any cached object (nothing reads them; they are often a third of an
+// object's size).
+func CacheOptions() cache.Options {
+	return cache.Options{ByObject: RolloutCacheOptions(), DefaultTransform: cache.TransformStripManagedFields()}
+}
+
 // RolloutCacheOptions restricts the manager's EndpointSlice cache to the slices of Services
-// Sluice manages (the EndpointSlice controller copies a Service's labels onto its slices), and
-// its Pod cache to the slots' pods: cluster-wide informers would cost every edge cluster memory.
+// Sluice manages (the EndpointSlice controller copies a Service's labels onto its slices), its
+// Pod cache to the slots' pods, and its Deployment cache to the slots and the targets of
+// Rollouts (readTarget labels them): cluster-wide informers would cost every edge cluster
+// memory for objects Sluice never reads.
 func RolloutCacheOptions() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&discoveryv1.EndpointSlice{}: {Label: labels.SelectorFromSet(labels.Set{traffic.LabelManagedBy: traffic.ManagedByValue})},
-		&corev1.Pod{}:                {Label: rolloutPods},
+		&corev1.Pod{}:                {Label: rolloutLabelled},
+		&appsv1.Deployment{}:         {Label: rolloutLabelled},
 	}
 }
 
@@ -179,8 +189,9 @@ func rolloutRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 	)
 }
 
-// rolloutPods selects the pods of slots (their template carries the rollout label).
-var rolloutPods = func() labels.Selector {
+// rolloutLabelled selects what carries the rollout label: the slots' pods (their template
+// has it), slot Deployments and Services, and labelled target Deployments.
+var rolloutLabelled = func() labels.Selector {
 	req, err := labels.NewRequirement(rollout.LabelRollout, selection.Exists, nil)
 	if err != nil {
 		panic(err) // a constant, valid key
@@ -299,6 +310,9 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, err
 	}
 	after := jitter(d.RequeueAfter)
+	if w.target == nil && (after == 0 || after > targetMissingRecheck) {
+		after = targetMissingRecheck // a target created later brings no event (readTarget)
+	}
 	if poll := r.endpointsPoll.next(req.NamespacedName, w.endpointsLag); poll > 0 && (after == 0 || poll < after) {
 		after = poll
 	}

@@ -55,10 +55,10 @@ func (r *RolloutReconciler) finalize(ctx context.Context, ro *meshv1alpha1.Rollo
 	if !controllerutil.ContainsFinalizer(ro, finalizer) {
 		return ctrl.Result{}, nil
 	}
-	t := &appsv1.Deployment{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}, t)
+	// Only the API server may say the target is gone: that deletes everything.
+	t, found, err := r.readTarget(ctx, ro, false)
 	switch {
-	case apierrors.IsNotFound(err):
+	case err == nil && !found:
 		if err := r.releaseRoute(ctx, ro); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -88,6 +88,9 @@ func (r *RolloutReconciler) finalize(ctx context.Context, ro *meshv1alpha1.Rollo
 			return ctrl.Result{}, err
 		}
 		if err := r.applyHandedBack(ctx, ro, final, nil); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.unlabelTarget(ctx, ro, t); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -125,8 +128,9 @@ func (r *RolloutReconciler) handBack(ctx context.Context, ro *meshv1alpha1.Rollo
 	if err != nil {
 		return 0, r.reportHandBack(ctx, ro, true, "deleting: "+err.Error())
 	}
+	// Uncached: a Service that is not the Rollout's must be seen to be left alone.
 	cur := &corev1.Service{}
-	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(apex), cur); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(apex), cur); err != nil && !apierrors.IsNotFound(err) {
 		return 0, err
 	} else if err != nil {
 		cur = nil

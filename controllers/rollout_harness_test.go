@@ -113,7 +113,7 @@ func newRolloutManagerWith(t testing.TB, setup managerSetup, gates func(ctrl.Man
 	t.Helper()
 	opts := ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: cache.Options{ByObject: controllers.RolloutCacheOptions()},
+		Cache: controllers.CacheOptions(),
 		// Each manager registers the same controller name; the registry is per process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}

@@ -40,12 +40,10 @@ func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollou
 	w.obs.Generation = ro.Generation
 	w.obs.Slots = map[meshv1alpha1.Slot]rollout.SlotState{}
 
-	t := &appsv1.Deployment{}
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}, t); {
-	case apierrors.IsNotFound(err):
+	switch t, found, err := r.readTarget(ctx, ro, true); {
 	case err != nil:
 		return nil, err
-	default:
+	case found:
 		w.target = t
 		w.obs.Target = rollout.TargetState{Found: true, Revision: rollout.Revision(&t.Spec.Template), Replicas: ptr.Deref(t.Spec.Replicas, 1),
 			Problem: targetProblem(ro, t)}

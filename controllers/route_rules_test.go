@@ -226,10 +226,12 @@ func (h *rollbackHook) changePolicy(ctx context.Context) bool {
 // through hook.
 func startManagerWithRouteHook(t *testing.T, ns string, g *stubGates, hook *rollbackHook) {
 	t.Helper()
+	cacheOpts := controllers.CacheOptions()
+	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}, ByObject: controllers.RolloutCacheOptions()},
+		Cache:      cacheOpts,
 	})
 	if err != nil {
 		t.Fatal(err)

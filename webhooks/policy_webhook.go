@@ -81,6 +81,7 @@ func SetupPolicies(mgr ctrl.Manager, engine admission.Engine, exempt ...string) 
 	// Its own uncached client: reads at admission must not queue behind the controllers'
 	// client-side rate limit (the API server's priority and fairness protects it).
 	cfg := rest.CopyConfig(mgr.GetConfig())
+	cfg.RateLimiter = nil // the manager's shared limiter (main.go) would override QPS
 	cfg.QPS, cfg.Burst = 500, 1000
 	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 	if err != nil {

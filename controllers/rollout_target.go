@@ -1,0 +1,70 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/rollout"
+	"github.com/sluice-mesh/sluice/internal/traffic"
+)
+
+// targetMissingRecheck is how often a Rollout whose target does not exist looks again: a
+// Deployment created later carries no rollout label yet, so the cache (see CacheOptions)
+// does not see it arrive.
+const targetMissingRecheck = 15 * time.Second
+
+// readTarget reads the Rollout's target Deployment; found is false only when the API server
+// says it does not exist. The manager caches only Deployments that carry the rollout label
+// (the slots', and targets once labelled): a target missing from the cache is read from the
+// API server, and labelled when label is set, so that its next change reaches the cache and
+// wakes the Rollout. The label is metadata only, under Sluice's field manager: GitOps tools
+// that did not set it leave it alone.
+func (r *RolloutReconciler) readTarget(ctx context.Context, ro *meshv1alpha1.Rollout, label bool) (*appsv1.Deployment, bool, error) {
+	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}
+	t := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, key, t)
+	if err == nil {
+		return t, true, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, false, err
+	}
+	switch err := r.APIReader.Get(ctx, key, t); {
+	case apierrors.IsNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	if label && t.Labels[rollout.LabelRollout] == "" {
+		if err := r.Client.Patch(ctx, t, labelPatch(ro.Name), client.FieldOwner(traffic.FieldManager)); err != nil {
+			return nil, false, fmt.Errorf("labelling target Deployment %s for the cache: %w", t.Name, err)
+		}
+	}
+	return t, true, nil
+}
+
+// unlabelTarget removes the rollout label from a target the Rollout labelled, once it is
+// handed back: the manager stops caching it.
+func (r *RolloutReconciler) unlabelTarget(ctx context.Context, ro *meshv1alpha1.Rollout, t *appsv1.Deployment) error {
+	if t.Labels[rollout.LabelRollout] != ro.Name {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Client.Patch(ctx, t, labelPatch(""), client.FieldOwner(traffic.FieldManager)))
+}
+
+// labelPatch sets the rollout label to name, or removes it when name is empty.
+func labelPatch(name string) client.Patch {
+	var v any
+	if name != "" {
+		v = name
+	}
+	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{rollout.LabelRollout: v}}})
+	return client.RawPatch("application/merge-patch+json", body)
+}
