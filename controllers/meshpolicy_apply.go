@@ -15,7 +15,6 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	corev1 "k8s.io/api/core/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/policy"
@@ -63,11 +62,10 @@ func (r *MeshPolicyReconciler) apply(ctx context.Context, p *meshv1alpha1.MeshPo
 		for _, name := range services {
 			// A slot Service the Rollout has not made yet is annotated once it exists (the
 			// Service watch brings the policy back); an apply would try to create it.
-			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, &corev1.Service{}); err != nil {
-				if client.IgnoreNotFound(err) == nil {
-					continue
-				}
+			if _, found, err := r.service(ctx, p.Namespace, name); err != nil {
 				return refs, nil, fmt.Errorf("reading Service %s: %w", name, err)
+			} else if !found {
+				continue
 			}
 			if err := r.annotateService(ctx, p.Namespace, name, out.ServiceAnnotations); err != nil {
 				return refs, nil, err

@@ -59,10 +59,12 @@ const meshPolicyResync = 10 * time.Minute
 // MeshPolicyReconciler translates MeshPolicies for the cluster's data plane and applies the
 // result: gather (policy, conflicts, provider, targets) → translate → apply → patch status once.
 type MeshPolicyReconciler struct {
-	Client   client.Client
-	Mapper   meta.RESTMapper
-	Recorder events.EventRecorder
-	Options  MeshPolicyOptions
+	Client client.Client
+	// APIReader reads Services the cache does not hold yet (see service).
+	APIReader client.Reader
+	Mapper    meta.RESTMapper
+	Recorder  events.EventRecorder
+	Options   MeshPolicyOptions
 
 	retryMu      sync.Mutex
 	retry        bool   // the HTTPRoute CRD has rules[].retry
@@ -80,7 +82,7 @@ type MeshPolicyOptions struct {
 
 // SetupMeshPolicyController registers the MeshPolicy controller.
 func SetupMeshPolicyController(mgr ctrl.Manager, opts MeshPolicyOptions) error {
-	r := &MeshPolicyReconciler{Client: mgr.GetClient(), Mapper: mgr.GetRESTMapper(), Recorder: mgr.GetEventRecorder("sluice-meshpolicy"), Options: opts}
+	r := &MeshPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Mapper: mgr.GetRESTMapper(), Recorder: mgr.GetEventRecorder("sluice-meshpolicy"), Options: opts}
 	b := ctrl.NewControllerManagedBy(mgr).Named("meshpolicy").
 		For(&meshv1alpha1.MeshPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.Workers, 1)}).
@@ -137,6 +139,9 @@ func (r *MeshPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	r.emitTransition(before, p)
 	if o.retry != nil {
 		return ctrl.Result{}, o.retry
+	}
+	if o.reason == meshv1alpha1.ReasonTargetNotFound {
+		return ctrl.Result{RequeueAfter: targetServiceRecheck}, nil
 	}
 	return ctrl.Result{RequeueAfter: meshPolicyResync}, nil
 }
@@ -292,15 +297,15 @@ func (r *MeshPolicyReconciler) targets(ctx context.Context, p *meshv1alpha1.Mesh
 	var out []corev1.Service
 	var missing []string
 	for _, t := range p.Spec.TargetRefs {
-		s := corev1.Service{}
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: t.Name}, &s); err != nil {
-			if client.IgnoreNotFound(err) != nil {
-				return nil, nil, fmt.Errorf("reading Service %s/%s: %w", p.Namespace, t.Name, err)
-			}
+		s, found, err := r.service(ctx, p.Namespace, t.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading Service %s/%s: %w", p.Namespace, t.Name, err)
+		}
+		if !found {
 			missing = append(missing, t.Name)
 			continue
 		}
-		out = append(out, workloadsOf(s))
+		out = append(out, workloadsOf(*s))
 	}
 	return out, missing, nil
 }

@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -15,8 +17,8 @@ import (
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
-// The manager's cache holds the Deployments Sluice reads (slots, and targets it labelled) and
-// not the cluster's others; no cached object keeps managedFields. A labelled target's next
+// The manager's cache holds the Deployments and Services Sluice reads (slots, Services it
+// made, targets it labelled) and not the cluster's others; no cached object keeps managedFields. A labelled target's next
 // change still starts a release: the watch sees it.
 func TestCacheHoldsOnlyWhatSluiceReads(t *testing.T) {
 	c := newCluster(t, "cache")
@@ -25,32 +27,43 @@ func TestCacheHoldsOnlyWhatSluiceReads(t *testing.T) {
 	m := &manager{t: t, gates: g, stopFn: testenv.RunManager(mgr)}
 	t.Cleanup(m.stop)
 	c.target(t, "unrelated") // no Rollout targets it
+	unrelated := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "unrelated", Namespace: c.ns}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"app": "unrelated"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	create(t, unrelated)
 	c.target(t, "checkout")
-	create(t, canaryRollout(c.ns, "checkout"))
+	ro := canaryRollout(c.ns, "checkout")
+	create(t, ro)
 	c.healthyOn(t, "checkout", meshv1alpha1.SlotA)
 
-	cached := func(name string) *appsv1.Deployment {
+	// cached says whether the manager's cache holds the object, and that without managedFields.
+	cached := func(o client.Object) bool {
 		t.Helper()
-		d := &appsv1.Deployment{}
-		switch err := mgr.GetCache().Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: name}, d); {
+		switch err := mgr.GetCache().Get(context.Background(), client.ObjectKeyFromObject(o), o); {
 		case apierrors.IsNotFound(err):
-			return nil
+			return false
 		case err != nil:
 			t.Fatal(err)
 		}
-		return d
-	}
-	if d := cached("unrelated"); d != nil {
-		t.Errorf("the unrelated Deployment is in the manager's cache (labels %v)", d.Labels)
-	}
-	for _, name := range []string{"checkout", "checkout-a"} {
-		d := cached(name)
-		if d == nil {
-			t.Errorf("Deployment %s is not in the manager's cache", name)
-			continue
+		if n := len(o.GetManagedFields()); n > 0 {
+			t.Errorf("%T %s is cached with %d managedFields entries", o, o.GetName(), n)
 		}
-		if len(d.ManagedFields) > 0 {
-			t.Errorf("Deployment %s is cached with %d managedFields entries", name, len(d.ManagedFields))
+		return true
+	}
+	deployment := func(name string) client.Object {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: name}}
+	}
+	service := func(name string) client.Object {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: name}}
+	}
+	for _, o := range []client.Object{deployment("unrelated"), service("unrelated")} {
+		if cached(o) {
+			t.Errorf("the unrelated %T is in the manager's cache (labels %v)", o, o.GetLabels())
+		}
+	}
+	for _, o := range []client.Object{deployment("checkout"), deployment("checkout-a"), service(ro.GetServiceName()),
+		service(ro.GetSlotServiceName(meshv1alpha1.SlotA)), service(ro.GetSlotServiceName(meshv1alpha1.SlotB))} {
+		if !cached(o) {
+			t.Errorf("%T %s is not in the manager's cache", o, o.GetName())
 		}
 	}
 	if l := c.deployment(t, "checkout").Labels[rollout.LabelRollout]; l != "checkout" {

@@ -117,14 +117,16 @@ func CacheOptions() cache.Options {
 
 // RolloutCacheOptions restricts the manager's EndpointSlice cache to the slices of Services
 // Sluice manages (the EndpointSlice controller copies a Service's labels onto its slices), its
-// Pod cache to the slots' pods, and its Deployment cache to the slots and the targets of
-// Rollouts (readTarget labels them): cluster-wide informers would cost every edge cluster
-// memory for objects Sluice never reads.
+// Pod cache to the slots' pods, its Deployment cache to the slots and the targets of Rollouts
+// (readTarget labels them), and its Service cache to the Services Rollouts make and MeshPolicy
+// targets (traffic.LabelWatched): cluster-wide informers would cost every edge cluster memory
+// for objects Sluice never reads.
 func RolloutCacheOptions() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&discoveryv1.EndpointSlice{}: {Label: labels.SelectorFromSet(labels.Set{traffic.LabelManagedBy: traffic.ManagedByValue})},
 		&corev1.Pod{}:                {Label: rolloutLabelled},
 		&appsv1.Deployment{}:         {Label: rolloutLabelled},
+		&corev1.Service{}:            {Label: labels.SelectorFromSet(labels.Set{traffic.LabelWatched: traffic.WatchedValue})},
 	}
 }
 

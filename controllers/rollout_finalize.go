@@ -292,7 +292,8 @@ func (r *RolloutReconciler) deleteOurs(ctx context.Context, ro *meshv1alpha1.Rol
 		}
 	}
 	for _, o := range objs {
-		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
+		// Uncached: what an older Sluice made may lack the label the cache selects by.
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
 			if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 				continue
 			}

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 		extra = append(extra, path)
 	}
 	testenv.Main(m, testenv.Options{GatewayAPI: true, ExtraCRDPaths: extra}, &env, func(e *testenv.Env) (func(), error) {
-		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Cache: controllers.CacheOptions()})
 		if err != nil {
 			return nil, err
 		}

@@ -129,7 +129,7 @@ func service(r *meshv1alpha1.Rollout, name string, slot meshv1alpha1.Slot, l map
 func labels(r *meshv1alpha1.Rollout, slot meshv1alpha1.Slot) map[string]string {
 	// The EndpointSlice controller copies a Service's labels onto its slices: managed-by is
 	// how the controller watches only the slot Services' slices.
-	l := map[string]string{traffic.LabelManagedBy: traffic.ManagedByValue, rollout.LabelRollout: r.Name, traffic.LabelRolloutUID: string(r.UID)}
+	l := map[string]string{traffic.LabelManagedBy: traffic.ManagedByValue, rollout.LabelRollout: r.Name, traffic.LabelRolloutUID: string(r.UID), traffic.LabelWatched: traffic.WatchedValue}
 	if slot != "" {
 		l[rollout.LabelSlot] = string(slot)
 	}

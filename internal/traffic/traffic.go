@@ -31,6 +31,14 @@ const (
 	LabelRolloutUID = "mesh.sluice.dev/rollout-uid"
 )
 
+// LabelWatched (value WatchedValue) marks the Services the manager caches: those a Rollout
+// makes, and the targets of MeshPolicies (labelled when a policy first reads them). Other
+// Services of the cluster stay out of the manager's memory.
+const (
+	LabelWatched = "mesh.sluice.dev/watched"
+	WatchedValue = "true"
+)
+
 // Backend is one slot Service and its percent of the traffic.
 type Backend struct {
 	Service string

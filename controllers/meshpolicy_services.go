@@ -1,0 +1,50 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-mesh/sluice/internal/policy"
+	"github.com/sluice-mesh/sluice/internal/traffic"
+)
+
+// targetServiceRecheck is how often a policy whose target Service does not exist looks again:
+// a Service created later is not labelled yet, so the cache does not see it arrive.
+const targetServiceRecheck = 15 * time.Second
+
+// service reads a Service a policy needs; found is false only when the API server says it
+// does not exist. The manager caches only Services labelled traffic.LabelWatched (see
+// CacheOptions): one missing from the cache is read from the API server and labelled, so its
+// next change reaches the cache and wakes the namespace's policies. The label is metadata
+// only, written by an update (not an apply) so that the policy's own applies of annotations
+// never take it away.
+func (r *MeshPolicyReconciler) service(ctx context.Context, namespace, name string) (*corev1.Service, bool, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	s := &corev1.Service{}
+	err := r.Client.Get(ctx, key, s)
+	if err == nil {
+		return s, true, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, false, err
+	}
+	switch err := r.APIReader.Get(ctx, key, s); {
+	case apierrors.IsNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	if s.Labels[traffic.LabelWatched] != traffic.WatchedValue {
+		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{traffic.LabelWatched: traffic.WatchedValue}}})
+		if err := r.Client.Patch(ctx, s, client.RawPatch("application/merge-patch+json", body), client.FieldOwner(policy.FieldManager)); err != nil {
+			return nil, false, fmt.Errorf("labelling Service %s for the cache: %w", name, err)
+		}
+	}
+	return s, true, nil
+}
