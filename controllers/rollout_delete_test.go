@@ -147,4 +147,7 @@ func TestDeletingARolloutHandsTrafficBackFirst(t *testing.T) {
 			t.Errorf("slot Service %s left behind (%v)", name, err)
 		}
 	}
+	if l, ok := c.deployment(t, "checkout").Labels["mesh.sluice.dev/rollout"]; ok {
+		t.Errorf("the handed-back target still carries the Rollout's cache label (%q)", l)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,6 +47,21 @@ func buildManager(ctx context.Context, out string) error {
 		return fmt.Errorf("go build -o %s . : %w\n%s", out, err, b)
 	}
 	return nil
+}
+
+// source says what the repository's manager is built from: the commit, and whether the
+// working tree has changes outside this harness.
+func source() string {
+	root := testenv.RepoRoot()
+	head, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown commit"
+	}
+	s := "commit " + strings.TrimSpace(string(head))
+	if dirty, _ := exec.Command("git", "-C", root, "status", "--porcelain", "--", ".", ":!hack/scale").Output(); len(dirty) > 0 {
+		s += " with uncommitted changes"
+	}
+	return s
 }
 
 // startManager runs the manager without webhooks, admission policies or leader election, with
@@ -138,7 +154,12 @@ type sample struct {
 	cpu      float64 // seconds of CPU used since start (user + system)
 	rss, hwm float64 // bytes: resident now, and the peak
 	families map[string]*dto.MetricFamily
+	// CPU seconds of the other processes sharing the machine: kube-apiserver, etcd, the harness.
+	others map[string]float64
 }
+
+// neighbours are the processes whose CPU is sampled beside the manager's.
+var neighbours = []string{"kube-apiserver", "etcd"}
 
 func (m *managerProc) sample() (sample, error) {
 	s := sample{at: time.Now()}
@@ -149,6 +170,11 @@ func (m *managerProc) sample() (sample, error) {
 	if s.rss, s.hwm, err = residentBytes(m.cmd.Process.Pid); err != nil {
 		return s, err
 	}
+	s.others = map[string]float64{}
+	for name, pid := range childPIDs(neighbours) {
+		s.others[name], _ = cpuSeconds(pid)
+	}
+	s.others["harness"], _ = cpuSeconds(os.Getpid())
 	resp, err := m.httpc.Get(m.metrics + "/metrics")
 	if err != nil {
 		return s, err
@@ -177,6 +203,29 @@ func cpuSeconds(pid int) (float64, error) {
 	utime, err1 := strconv.ParseFloat(f[11], 64)
 	stime, err2 := strconv.ParseFloat(f[12], 64)
 	return (utime + stime) / userHZ, errors.Join(err1, err2)
+}
+
+// childPIDs finds this process's children with the given command names (envtest starts
+// kube-apiserver and etcd without telling their PIDs).
+func childPIDs(names []string) map[string]int {
+	out := map[string]int{}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range dirs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		open, closing := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		f := strings.Fields(string(b[closing+1:]))
+		comm := string(b[open+1 : closing])
+		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) && slices.Contains(names, comm) {
+			out[comm], _ = strconv.Atoi(filepath.Base(filepath.Dir(path)))
+		}
+	}
+	return out
 }
 
 // residentBytes reads VmRSS and VmHWM from /proc/PID/status.

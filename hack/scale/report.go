@@ -18,9 +18,10 @@ type report struct {
 	cfg     config
 	date    time.Time
 	machine string
+	manager string // what the manager was built from
 
 	toReady, toObserved, toAllReady time.Duration // from manager start
-	steady, unrelated, wave         *window
+	start, steady, unrelated, wave  *window       // start: from /readyz to every Rollout Ready
 	waveSent, waveDone              time.Duration // image updates sent; first update → all promoted
 	peakRSS                         float64
 	notes                           []string
@@ -34,11 +35,16 @@ type window struct {
 	perSecond            map[string]float64 // client requests by HTTP method
 	failed               map[string]float64 // non-2xx responses by "METHOD code" (counts)
 	stepDelay, queueWait quantiles
+	others               map[string]float64 // cores used by the neighbours
+	reconciles           map[string]float64 // Rollout reconciles by result (counts)
+	reconcileTime        quantiles
 }
 
 type quantiles struct {
 	p50, p99, n float64
-	present     bool // the metric exists
+	bucket50    [2]float64 // the bucket holding each quantile: the interpolation is only as
+	bucket99    [2]float64 // good as the buckets (the workqueue's are 10× wide)
+	present     bool       // the metric exists
 }
 
 // measure compares two samples of the manager.
@@ -60,6 +66,18 @@ func measure(a, b sample) *window {
 			w.failed[k.method+" "+k.code] += d
 		}
 	}
+	w.others = map[string]float64{}
+	for k, v := range b.others {
+		w.others[k] = (v - a.others[k]) / secs
+	}
+	w.reconciles = map[string]float64{}
+	rb := resultCounts(a.families["controller_runtime_reconcile_total"])
+	for k, v := range resultCounts(b.families["controller_runtime_reconcile_total"]) {
+		if d := v - rb[k]; d > 0 {
+			w.reconciles[k] = d
+		}
+	}
+	w.reconcileTime = histogramDelta(a.families, b.families, "controller_runtime_reconcile_time_seconds", map[string]string{"controller": "rollout"})
 	w.stepDelay = histogramDelta(a.families, b.families, "sluice_rollout_step_decision_delay_seconds", nil)
 	w.queueWait = histogramDelta(a.families, b.families, "workqueue_queue_duration_seconds", map[string]string{"name": "rollout"})
 	return w
@@ -88,6 +106,24 @@ func counters(f *dto.MetricFamily) map[methodCode]float64 {
 	return out
 }
 
+// resultCounts sums controller_runtime_reconcile_total of the rollout controller by result.
+func resultCounts(f *dto.MetricFamily) map[string]float64 {
+	out := map[string]float64{}
+	if f == nil {
+		return out
+	}
+	for _, m := range f.Metric {
+		if labelsMatch(m, map[string]string{"controller": "rollout"}) {
+			for _, l := range m.Label {
+				if l.GetName() == "result" {
+					out[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
 // histogramDelta is the p50 and p99 of the observations a histogram gained between two
 // scrapes, summed over the series whose labels match.
 func histogramDelta(a, b map[string]*dto.MetricFamily, name string, match map[string]string) quantiles {
@@ -109,6 +145,7 @@ func histogramDelta(a, b map[string]*dto.MetricFamily, name string, match map[st
 		q.n = delta[len(delta)-1]
 	}
 	q.p50, q.p99 = bucketQuantile(0.5, bounds, delta), bucketQuantile(0.99, bounds, delta)
+	q.bucket50, q.bucket99 = bucketOf(0.5, bounds, delta), bucketOf(0.99, bounds, delta)
 	return q
 }
 
@@ -178,6 +215,21 @@ func bucketQuantile(q float64, bounds, counts []float64) float64 {
 	return lower + (bounds[b]-lower)*(rank-prev)/(counts[b]-prev)
 }
 
+// bucketOf is the (lower, upper] bounds of the bucket holding quantile q.
+func bucketOf(q float64, bounds, counts []float64) [2]float64 {
+	if len(counts) == 0 || counts[len(counts)-1] == 0 {
+		return [2]float64{}
+	}
+	b := 0
+	for b < len(counts)-1 && counts[b] < q*counts[len(counts)-1] {
+		b++
+	}
+	if b == 0 {
+		return [2]float64{0, bounds[0]}
+	}
+	return [2]float64{bounds[b-1], bounds[b]}
+}
+
 // machine describes the host: cores and CPU model.
 func machine() string {
 	model := "unknown CPU"
@@ -198,6 +250,7 @@ func (r *report) markdown() string {
 	c := r.cfg
 	fmt.Fprintf(&b, "\n### %d Rollouts, %d unrelated pairs, wave of %d — %s\n\n", c.Rollouts, c.Unrelated, c.Wave, r.date.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "Machine: %s. Real kube-apiserver and etcd (envtest), no kubelet: the harness publishes Deployment status, pods, EndpointSlices and route status.\n\n", r.machine)
+	fmt.Fprintf(&b, "Manager: %s.\n\n", r.manager)
 	fmt.Fprintf(&b, "Command: `KUBEBUILDER_ASSETS=\"$(hack/envtest-binaries.sh)\" %s`\n\n", c.Command)
 	when := "added after the steady measurement"
 	if c.UnrelatedFirst {
@@ -214,6 +267,9 @@ func (r *report) markdown() string {
 		row(fmt.Sprintf("manager start → all %d Rollouts observed (observedGeneration current)", c.Rollouts), "%s", secs(r.toObserved))
 		row(fmt.Sprintf("manager start → all %d Rollouts Ready", c.Rollouts), "%s", secs(r.toAllReady))
 	}
+	if w := r.start; w != nil {
+		r.activity(row, "cold start", w, c.Rollouts)
+	}
 	if w := r.steady; w != nil {
 		row(fmt.Sprintf("steady (idle %s): RSS / Go heap in use", secs(w.dur)), "%s / %s", mb(w.rss), mb(w.heap))
 		row("steady: CPU", "%.3f cores", w.cores)
@@ -228,8 +284,7 @@ func (r *report) markdown() string {
 	if w := r.wave; w != nil {
 		row(fmt.Sprintf("wave: %d image updates sent in", c.Wave), "%s", secs(r.waveSent))
 		row(fmt.Sprintf("wave: first update → all %d promoted", c.Wave), "%s", secs(r.waveDone))
-		row("wave: CPU", "%.2f cores", w.cores)
-		row("wave: API requests/s from the manager", "%s", w.requests())
+		r.activity(row, "wave", w, c.Wave)
 		row("wave: RSS / Go heap in use at the end", "%s / %s", mb(w.rss), mb(w.heap))
 		row("wave: step decision delay p50 / p99 (sluice_rollout_step_decision_delay_seconds)", "%s", w.stepDelay)
 		row("wave: rollout workqueue wait p50 / p99 (workqueue_queue_duration_seconds)", "%s", w.queueWait)
@@ -242,6 +297,23 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// activity: CPU of every process, requests, reconciles and their duration over a busy window.
+func (r *report) activity(row func(k, format string, args ...any), name string, w *window, rollouts int) {
+	row(name+": CPU cores, manager / kube-apiserver / etcd / harness", "%.2f / %.2f / %.2f / %.2f",
+		w.cores, w.others["kube-apiserver"], w.others["etcd"], w.others["harness"])
+	row(name+": API requests/s from the manager", "%s", w.requests())
+	total := 0.0
+	for _, v := range w.reconciles {
+		total += v
+	}
+	s := fmt.Sprintf("%.0f (%.1f per Rollout)", total, total/float64(max(rollouts, 1)))
+	for _, k := range slices.Sorted(maps.Keys(w.reconciles)) {
+		s += fmt.Sprintf("; %s %.0f", k, w.reconciles[k])
+	}
+	row(name+": Rollout reconciles", "%s", s)
+	row(name+": Rollout reconcile time p50 / p99", "%s", w.reconcileTime)
 }
 
 // requests: the total per second, writes, then each method; failures as counts.
@@ -270,10 +342,22 @@ func (q quantiles) String() string {
 	case q.n == 0:
 		return "no observations"
 	}
-	return fmt.Sprintf("%s / %s (n=%.0f)", secs(time.Duration(q.p50*float64(time.Second))), secs(time.Duration(q.p99*float64(time.Second))), q.n)
+	return fmt.Sprintf("%s / %s (n=%.0f; buckets %s, %s)", dur(q.p50), dur(q.p99), q.n, bucket(q.bucket50), bucket(q.bucket99))
+}
+
+func dur(s float64) string { return secs(time.Duration(s * float64(time.Second))) }
+
+func bucket(b [2]float64) string {
+	if math.IsInf(b[1], 1) {
+		return fmt.Sprintf("> %s", dur(b[0]))
+	}
+	return fmt.Sprintf("%s–%s", dur(b[0]), dur(b[1]))
 }
 
 func secs(d time.Duration) string {
+	if d < 10*time.Millisecond {
+		return fmt.Sprintf("%.2g ms", float64(d)/float64(time.Millisecond))
+	}
 	if d < time.Second {
 		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
 	}

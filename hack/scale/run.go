@@ -16,11 +16,25 @@ import (
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
+// harness is one run in progress.
+type harness struct {
+	cfg    config
+	log    logf
+	rep    *report
+	client client.Client
+	fake   *fakeCluster
+	tr     *tracker
+	m      *managerProc
+
+	profiles sync.WaitGroup // profiles being fetched in the background
+	notesMu  sync.Mutex
+}
+
 // run is one measurement: it returns what it measured so far also when it fails.
 func run(ctx context.Context, cfg config, log logf) (*report, error) {
 	cfg.Wave = min(cfg.Wave, cfg.Rollouts)
 	cfg.Namespaces = max(cfg.Namespaces, 1)
-	rep := &report{cfg: cfg, date: time.Now().UTC(), machine: machine()}
+	h := &harness{cfg: cfg, log: log, rep: &report{cfg: cfg, date: time.Now().UTC(), machine: machine()}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -39,159 +53,171 @@ func run(ctx context.Context, cfg config, log logf) (*report, error) {
 		return nil, err
 	}
 	defer func() { _ = env.Stop() }()
-	bin := cfg.ManagerBin
-	if bin == "" {
-		bin = filepath.Join(testenv.RepoRoot(), "bin", "scale-manager")
-		log("building the manager: go build -o %s .", bin)
-		if err := buildManager(ctx, bin); err != nil {
-			return nil, err
-		}
+	bin, err := h.managerBinary(ctx)
+	if err != nil {
+		return nil, err
 	}
 	kubeconfig, err := writeKubeconfig(env, dir)
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(rc, client.Options{Scheme: sluicescheme.New()})
-	if err != nil {
+	if h.client, err = client.New(rc, client.Options{Scheme: sluicescheme.New()}); err != nil {
 		return nil, err
 	}
-
-	start := time.Now()
-	if err := createNamespaces(ctx, c, cfg.Namespaces); err != nil {
+	if err := h.populate(ctx); err != nil {
 		return nil, err
 	}
-	if err := createRollouts(ctx, c, cfg); err != nil {
+	// The kubelet, EndpointSlice controller and gateway must run before the manager writes.
+	if h.fake, err = newFakeCluster(rc, h.client); err != nil {
 		return nil, err
 	}
-	log("created %d Rollouts with their Deployments and HealthGates in %s", cfg.Rollouts, secs(time.Since(start)))
-	if cfg.UnrelatedFirst {
-		if err := addUnrelated(ctx, c, cfg, log); err != nil {
-			return nil, err
-		}
-	}
-
-	fake, err := newFakeCluster(rc, c)
-	if err != nil {
+	if err := h.fake.start(ctx, cfg.Workers); err != nil {
 		return nil, err
 	}
-	if err := fake.start(ctx, cfg.Workers); err != nil {
-		return nil, err
-	}
-	tr, err := newTracker(ctx, fake.cache)
-	if err != nil {
-		return nil, err
-	}
-	seen, err := tr.goal(ctx, "every Rollout observed", cfg.Rollouts, observed)
-	if err != nil {
-		return nil, err
-	}
-	allReady, err := tr.goal(ctx, "every Rollout Ready", cfg.Rollouts, ready)
-	if err != nil {
+	if h.tr, err = newTracker(ctx, h.fake.cache); err != nil {
 		return nil, err
 	}
 
 	log("starting the manager %s", bin)
-	m, err := startManager(bin, kubeconfig, dir, cfg.ManagerArgs, cfg.Pprof != "")
-	if err != nil {
+	if h.m, err = startManager(bin, kubeconfig, dir, cfg.ManagerArgs, cfg.Pprof != ""); err != nil {
 		return nil, err
 	}
-	defer m.stop()
-	if cfg.Pprof != "" && m.pprof == "" {
-		rep.notes = append(rep.notes, "No profiles: this manager has no --pprof-bind-address flag.")
+	defer h.m.stop()
+	defer h.profiles.Wait()
+	if cfg.Pprof != "" && h.m.pprof == "" {
+		h.note("No profiles: this manager has no --pprof-bind-address flag.")
 	}
-	// Profiles are fetched in the background (a CPU profile takes 30 s); run waits for them.
-	var profiles sync.WaitGroup
-	var notesMu sync.Mutex
-	defer profiles.Wait()
-	profile := func(what, file string) {
-		if m.pprof == "" {
-			return
-		}
-		profiles.Go(func() {
-			err := os.MkdirAll(cfg.Pprof, 0o755)
-			if err == nil {
-				err = m.profile(what, cfg.Pprof, file)
-			}
-			if err != nil {
-				notesMu.Lock()
-				rep.notes = append(rep.notes, fmt.Sprintf("profile %s: %v", file, err))
-				notesMu.Unlock()
-			}
-		})
-	}
-	profile("profile?seconds=30", "cpu-start.pb.gz")
-
-	if rep.toReady, err = m.waitReady(ctx, time.Minute); err != nil {
-		return rep, err
-	}
-	if err := tr.wait(ctx, seen, cfg.Timeout, m.exited, m.exitError); err != nil {
-		return rep, err
-	}
-	rep.toObserved = seen.last.Sub(m.started)
-	log("all %d Rollouts observed %s after manager start", cfg.Rollouts, secs(rep.toObserved))
-	if err := tr.wait(ctx, allReady, cfg.Timeout, m.exited, m.exitError); err != nil {
-		return rep, err
-	}
-	rep.toAllReady = allReady.last.Sub(m.started)
-	log("all %d Rollouts Ready %s after manager start", cfg.Rollouts, secs(rep.toAllReady))
-
-	if rep.steady, err = idle(ctx, m, cfg); err != nil {
-		return rep, err
-	}
-	log("steady: RSS %s, heap %s, %.3f cores, %s requests/s", mb(rep.steady.rss), mb(rep.steady.heap), rep.steady.cores, rep.steady.requests())
-	profile("heap", "heap-steady.pb.gz")
-
-	if !cfg.UnrelatedFirst && cfg.Unrelated > 0 {
-		if err := addUnrelated(ctx, c, cfg, log); err != nil {
-			return rep, err
-		}
-		if rep.unrelated, err = idle(ctx, m, cfg); err != nil {
-			return rep, err
-		}
-		log("with unrelated pairs: RSS %s, heap %s", mb(rep.unrelated.rss), mb(rep.unrelated.heap))
-	}
-
-	if cfg.Wave > 0 {
-		if err := releaseWave(ctx, c, cfg, tr, m, rep, profile, log); err != nil {
-			return rep, err
-		}
-	}
-	if s, err := m.sample(); err == nil {
-		rep.peakRSS = s.hwm
-	}
-	if err := fake.err(); err != nil {
-		return rep, err
-	}
-	select {
-	case <-m.exited:
-		return rep, fmt.Errorf("the manager exited: %w", m.exitError())
-	default:
-	}
-	return rep, nil
+	return h.rep, h.measure(ctx)
 }
 
-func addUnrelated(ctx context.Context, c client.Client, cfg config, log logf) error {
-	start := time.Now()
-	if err := createUnrelated(ctx, c, cfg); err != nil {
+// measure runs the phases: cold start, steady, unrelated objects added, release wave.
+func (h *harness) measure(ctx context.Context) error {
+	cfg, rep := h.cfg, h.rep
+	if err := h.coldStart(ctx); err != nil {
 		return err
 	}
-	log("created %d unrelated Deployment/Service pairs in %s", cfg.Unrelated, secs(time.Since(start)))
+	var err error
+	if rep.steady, err = h.idle(ctx); err != nil {
+		return err
+	}
+	h.log("steady: RSS %s, heap %s, %.3f cores, %s requests/s", mb(rep.steady.rss), mb(rep.steady.heap), rep.steady.cores, rep.steady.requests())
+	h.profile("heap", "heap-steady.pb.gz")
+	if !cfg.UnrelatedFirst && cfg.Unrelated > 0 {
+		if err := h.addUnrelated(ctx); err != nil {
+			return err
+		}
+		if rep.unrelated, err = h.idle(ctx); err != nil {
+			return err
+		}
+		h.log("with unrelated pairs: RSS %s, heap %s", mb(rep.unrelated.rss), mb(rep.unrelated.heap))
+	}
+	if cfg.Wave > 0 {
+		if err := h.releaseWave(ctx); err != nil {
+			return err
+		}
+	}
+	if s, err := h.m.sample(); err == nil {
+		rep.peakRSS = s.hwm
+	}
+	if err := h.fake.err(); err != nil {
+		return err
+	}
+	select {
+	case <-h.m.exited:
+		return fmt.Errorf("the manager exited: %w", h.m.exitError())
+	default:
+		return nil
+	}
+}
+
+// managerBinary is cfg.ManagerBin, or the repository's manager built into bin/scale-manager.
+func (h *harness) managerBinary(ctx context.Context) (string, error) {
+	if h.cfg.ManagerBin != "" {
+		h.rep.manager = "the binary " + h.cfg.ManagerBin
+		return h.cfg.ManagerBin, nil
+	}
+	h.rep.manager = source()
+	bin := filepath.Join(testenv.RepoRoot(), "bin", "scale-manager")
+	h.log("building the manager: go build -o %s .", bin)
+	return bin, buildManager(ctx, bin)
+}
+
+// populate creates the namespaces, the Rollouts with their objects, and (with
+// -unrelated-first) the unrelated pairs.
+func (h *harness) populate(ctx context.Context) error {
+	start := time.Now()
+	if err := createNamespaces(ctx, h.client, h.cfg.Namespaces); err != nil {
+		return err
+	}
+	if err := createRollouts(ctx, h.client, h.cfg); err != nil {
+		return err
+	}
+	h.log("created %d Rollouts with their Deployments and HealthGates in %s", h.cfg.Rollouts, secs(time.Since(start)))
+	if h.cfg.UnrelatedFirst {
+		return h.addUnrelated(ctx)
+	}
+	return nil
+}
+
+// coldStart measures from the manager's start to every Rollout observed, then Ready.
+func (h *harness) coldStart(ctx context.Context) error {
+	cfg, rep, m := h.cfg, h.rep, h.m
+	seen, err := h.tr.goal(ctx, "every Rollout observed", cfg.Rollouts, observed)
+	if err != nil {
+		return err
+	}
+	allReady, err := h.tr.goal(ctx, "every Rollout Ready", cfg.Rollouts, ready)
+	if err != nil {
+		return err
+	}
+	if rep.toReady, err = m.waitReady(ctx, time.Minute); err != nil {
+		return err
+	}
+	h.profile("profile?seconds=30", "cpu-start.pb.gz")
+	first, err := m.sample()
+	if err != nil {
+		return err
+	}
+	if err := h.tr.wait(ctx, seen, cfg.Timeout, m.exited, m.exitError); err != nil {
+		return err
+	}
+	rep.toObserved = seen.last.Sub(m.started)
+	h.log("all %d Rollouts observed %s after manager start", cfg.Rollouts, secs(rep.toObserved))
+	if err := h.tr.wait(ctx, allReady, cfg.Timeout, m.exited, m.exitError); err != nil {
+		return err
+	}
+	rep.toAllReady = allReady.last.Sub(m.started)
+	h.log("all %d Rollouts Ready %s after manager start", cfg.Rollouts, secs(rep.toAllReady))
+	last, err := m.sample()
+	if err != nil {
+		return err
+	}
+	rep.start = measure(first, last)
+	return nil
+}
+
+func (h *harness) addUnrelated(ctx context.Context) error {
+	start := time.Now()
+	if err := createUnrelated(ctx, h.client, h.cfg); err != nil {
+		return err
+	}
+	h.log("created %d unrelated Deployment/Service pairs in %s", h.cfg.Unrelated, secs(time.Since(start)))
 	return nil
 }
 
 // idle waits cfg.Settle, then measures the manager over cfg.Idle.
-func idle(ctx context.Context, m *managerProc, cfg config) (*window, error) {
-	if err := sleep(ctx, m, cfg.Settle); err != nil {
+func (h *harness) idle(ctx context.Context) (*window, error) {
+	if err := h.sleep(ctx, h.cfg.Settle); err != nil {
 		return nil, err
 	}
-	a, err := m.sample()
+	a, err := h.m.sample()
 	if err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, m, cfg.Idle); err != nil {
+	if err := h.sleep(ctx, h.cfg.Idle); err != nil {
 		return nil, err
 	}
-	b, err := m.sample()
+	b, err := h.m.sample()
 	if err != nil {
 		return nil, err
 	}
@@ -200,16 +226,17 @@ func idle(ctx context.Context, m *managerProc, cfg config) (*window, error) {
 
 // releaseWave changes the image of cfg.Wave targets at once and measures until every one of
 // them is Healthy on its new revision.
-func releaseWave(ctx context.Context, c client.Client, cfg config, tr *tracker, m *managerProc, rep *report, profile func(string, string), log logf) error {
+func (h *harness) releaseWave(ctx context.Context) error {
+	cfg, rep, m := h.cfg, h.rep, h.m
 	before := map[string]string{}
 	for i := range cfg.Wave {
 		r := &meshv1alpha1.Rollout{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: nsOf(i, cfg.Namespaces), Name: rolloutName(i)}, r); err != nil {
+		if err := h.client.Get(ctx, client.ObjectKey{Namespace: nsOf(i, cfg.Namespaces), Name: rolloutName(i)}, r); err != nil {
 			return err
 		}
 		before[r.Namespace+"/"+r.Name] = r.Status.StableRevision
 	}
-	promoted, err := tr.goal(ctx, "every Rollout of the wave promoted", cfg.Wave, promotedFrom(before))
+	promoted, err := h.tr.goal(ctx, "every Rollout of the wave promoted", cfg.Wave, promotedFrom(before))
 	if err != nil {
 		return err
 	}
@@ -217,37 +244,59 @@ func releaseWave(ctx context.Context, c client.Client, cfg config, tr *tracker, 
 	if err != nil {
 		return err
 	}
-	profile("profile?seconds=30", "cpu-wave.pb.gz")
+	h.profile("profile?seconds=30", "cpu-wave.pb.gz")
 	start := time.Now()
-	if err := setImages(ctx, c, cfg, cfg.Wave, "demo:v2"); err != nil {
+	if err := setImages(ctx, h.client, cfg, cfg.Wave, "demo:v2"); err != nil {
 		return err
 	}
 	rep.waveSent = time.Since(start)
-	log("wave: %d image updates sent in %s", cfg.Wave, secs(rep.waveSent))
-	if err := tr.wait(ctx, promoted, cfg.Timeout, m.exited, m.exitError); err != nil {
+	h.log("wave: %d image updates sent in %s", cfg.Wave, secs(rep.waveSent))
+	if err := h.tr.wait(ctx, promoted, cfg.Timeout, m.exited, m.exitError); err != nil {
 		return err
 	}
 	rep.waveDone = promoted.last.Sub(start)
+	h.log("wave: all %d promoted %s after the first update", cfg.Wave, secs(rep.waveDone))
 	b, err := m.sample()
 	if err != nil {
 		return err
 	}
-	rep.wave = measure(a, b)
-	// The window ends at the sample, not at the last promotion: rates are over what was measured.
-	log("wave: all %d promoted %s after the first update", cfg.Wave, secs(rep.waveDone))
-	profile("heap", "heap-wave.pb.gz")
+	rep.wave = measure(a, b) // rates over the whole window, from before the first update
+	h.profile("heap", "heap-wave.pb.gz")
 	return nil
 }
 
+// profile fetches /debug/pprof/<what> into the -pprof folder in the background (a CPU
+// profile takes 30 s); run waits for it before stopping the manager.
+func (h *harness) profile(what, file string) {
+	if h.m.pprof == "" {
+		return
+	}
+	h.profiles.Go(func() {
+		err := os.MkdirAll(h.cfg.Pprof, 0o755)
+		if err == nil {
+			err = h.m.profile(what, h.cfg.Pprof, file)
+		}
+		if err != nil {
+			h.note(fmt.Sprintf("profile %s: %v", file, err))
+		}
+	})
+}
+
+func (h *harness) note(s string) {
+	h.notesMu.Lock()
+	defer h.notesMu.Unlock()
+	h.rep.notes = append(h.rep.notes, s)
+}
+
 // sleep waits d unless the context ends or the manager exits.
-func sleep(ctx context.Context, m *managerProc, d time.Duration) error {
+func (h *harness) sleep(ctx context.Context, d time.Duration) error {
 	select {
 	case <-time.After(d):
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-m.exited:
-		return fmt.Errorf("the manager exited: %w", m.exitError())
+	case <-h.m.exited:
+		return fmt.Errorf("the manager exited: %w", h.m.exitError())
 	}
 }
 
