@@ -5,6 +5,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,12 +24,15 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -161,7 +166,7 @@ func (r *RolloutReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Prober = &probe.HTTPProber{}
 	}
 	b := ctrl.NewControllerManagedBy(mgr).Named("rollout").
-		For(&meshv1alpha1.Rollout{}).
+		For(&meshv1alpha1.Rollout{}, builder.WithPredicates(notStatusOnly)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1), RateLimiter: rolloutRateLimiter()}).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexDeployments))).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexServices))).
@@ -180,6 +185,26 @@ func (r *RolloutReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		mgr.GetLogger().Info("Gateway API HTTPRoute CRD not installed: Rollouts cannot route traffic until it is", "error", err.Error())
 	}
 	return b.Complete(r)
+}
+
+// notStatusOnly drops the update events that change only status (the manager's own status
+// writes: at scale, half of all reconciles). Spec, action annotations, labels, finalizers and
+// deletion still wake the Rollout; a decision that is not final asks for the next reconcile
+// itself (see settled).
+var notStatusOnly = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, n := e.ObjectOld, e.ObjectNew
+	return o.GetGeneration() != n.GetGeneration() || !maps.Equal(o.GetAnnotations(), n.GetAnnotations()) ||
+		!maps.Equal(o.GetLabels(), n.GetLabels()) || !slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
+		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp())
+}}
+
+// settled says whether deciding again on the status just written, with the same observations
+// less the one-off inputs this reconcile consumed (a gate check, an action), changes nothing.
+// Next is pure, so this costs no request.
+func settled(ro *meshv1alpha1.Rollout, obs rollout.Observations) bool {
+	obs.Check, obs.Action, obs.ActionID = nil, "", ""
+	obs.ApplyError = rollout.ApplyErrorOf(&ro.Status)
+	return equality.Semantic.DeepEqual(rollout.Next(&ro.Spec, &ro.Status, obs).Status, ro.Status)
 }
 
 // rolloutRateLimiter backs off failed reconciles from 50 ms to at most 5 s (controller-runtime's
@@ -310,6 +335,9 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	if err := r.recordApplied(ctx, ro, &before.Status, w.obs); err != nil {
 		return ctrl.Result{}, err
+	}
+	if !settled(ro, w.obs) {
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil // the status event would have
 	}
 	after := jitter(d.RequeueAfter)
 	if w.target == nil && (after == 0 || after > targetMissingRecheck) {
