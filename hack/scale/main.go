@@ -69,7 +69,13 @@ func main() {
 	}
 	cfg.Replicas = int32(*replicas)
 	cfg.ManagerArgs = strings.Fields(*managerArgs)
-	cfg.Command = "go run ./hack/scale " + strings.Join(os.Args[1:], " ")
+	cfg.Command = "go run ./hack/scale"
+	for _, a := range os.Args[1:] {
+		if strings.ContainsAny(a, " \t\"'") {
+			a = "'" + a + "'" // for the report: a command to paste again
+		}
+		cfg.Command += " " + a
+	}
 
 	// The harness's own informers log through controller-runtime: warnings and errors only.
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.WarnLevel)))
