@@ -74,6 +74,15 @@ test: prereqs-test manifests generate envtest traefik ## Run all tests: real API
 	@# -timeout 30m: the e2e packages take turns on one machine-wide lock, so one waits for the other.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test ./... -count=1 -timeout 30m $(TEST_ARGS)
 
+ROLLOUTS ?= 1000
+UNRELATED ?= 2000
+WAVE ?= 1000
+SCALE_ARGS ?=
+
+.PHONY: scale
+scale: envtest ## Measure the manager at scale (hack/scale): ROLLOUTS, UNRELATED pairs, a WAVE of releases; prints the table of docs/benchmarks.md.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/scale -rollouts $(ROLLOUTS) -unrelated $(UNRELATED) -wave $(WAVE) $(SCALE_ARGS)
+
 .PHONY: verify
 verify: manifests generate bundle docs argocd ## Regenerate and fail when generated files differ from git.
 	go mod tidy

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,8 +69,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the webhook server.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Folder with tls.crt/tls.key for the webhook server; empty uses the controller-runtime default.")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics and webhook servers (off by default: HTTP/2 stream-reset and rapid-reset weaknesses).")
-	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "Requests per second the manager may send to the API server (client-side rate limit).")
-	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
+	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 100, "Requests per second the manager may send to the API server, all clients together (client-side rate limit). A release costs about 30 requests per Rollout: raise it for waves of hundreds of Rollouts (docs/benchmarks.md, Scale); the API server's priority and fairness still protects itself.")
+	fs.IntVar(&o.kubeBurst, "kube-api-burst", 200, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
 	fs.IntVar(&o.workers, "max-concurrent-reconciles", 4, "Workers of each controller (Rollout, HealthGate, MeshPolicy). Gate queries never run on a worker; more workers keep many Rollouts moving while some apply slowly.")
 	fs.BoolVar(&o.consulEnt, "consul-enterprise", false, "The cluster's Consul is Enterprise: MeshPolicy rate limits and locality are written for it (Consul CE refuses a config entry that carries them, so without this flag they are reported unsupported).")
 	fs.BoolVar(&o.policies, "admission-policies", true, "Check Rollouts, HealthGates, MeshPolicies (and HTTPRoutes, Services, Deployments in namespaces labelled "+admission.NamespaceLabel+"="+admission.NamespaceLabelValue+") with the built-in Rego library and the policy ConfigMaps: at admission (with --webhooks) and in a periodic audit.")
@@ -101,10 +103,25 @@ func main() {
 		os.Exit(2)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	if limit := softMemoryLimit(os.Getenv("GOMEMLIMIT"), os.Getenv("SLUICE_MEMORY_LIMIT")); limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 	if err := run(o); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "manager stopped")
 		os.Exit(1)
 	}
+}
+
+// softMemoryLimit is 90% of the container's memory limit in bytes (SLUICE_MEMORY_LIMIT, which
+// the Deployment sets from limits.memory), or 0 when GOMEMLIMIT is set or no limit is known.
+// With it the GC works harder as the heap nears the limit instead of letting it grow to twice
+// the live objects (GOGC) and the container be killed.
+func softMemoryLimit(gomemlimit, containerLimit string) int64 {
+	n, err := strconv.ParseInt(containerLimit, 10, 64)
+	if gomemlimit != "" || err != nil || n <= 0 {
+		return 0
+	}
+	return n / 10 * 9
 }
 
 func run(o *options) error {

@@ -36,9 +36,27 @@ func TestHelpListsTheFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
-	for _, f := range []string{"metrics-bind-address", "metrics-secure", "health-probe-bind-address", "leader-elect", "namespaces", "webhooks", "webhook-port", "zap-log-level", "kubeconfig", "kube-api-qps", "kube-api-burst", "consul-enterprise"} {
+	for _, f := range []string{"metrics-bind-address", "metrics-secure", "health-probe-bind-address", "leader-elect", "namespaces", "webhooks", "webhook-port", "zap-log-level", "kubeconfig", "kube-api-qps", "kube-api-burst", "consul-enterprise", "pprof-bind-address", "max-concurrent-reconciles"} {
 		if !strings.Contains(string(out), "-"+f) {
 			t.Errorf("--help does not list --%s:\n%s", f, out)
+		}
+	}
+}
+
+// The container's memory limit becomes a soft limit 10% below it, unless GOMEMLIMIT says otherwise.
+func TestSoftMemoryLimit(t *testing.T) {
+	for _, c := range []struct {
+		gomemlimit, limit string
+		want              int64
+	}{
+		{"", "536870912", 483183819},
+		{"400MiB", "536870912", 0},
+		{"", "", 0},
+		{"", "0", 0},
+		{"", "lots", 0},
+	} {
+		if got := softMemoryLimit(c.gomemlimit, c.limit); got != c.want {
+			t.Errorf("softMemoryLimit(%q, %q) = %d, want %d", c.gomemlimit, c.limit, got, c.want)
 		}
 	}
 }

@@ -66,6 +66,18 @@ func TestCacheHoldsOnlyWhatSluiceReads(t *testing.T) {
 			t.Errorf("%T %s is not in the manager's cache", o, o.GetName())
 		}
 	}
+	var pods corev1.PodList
+	if err := mgr.GetCache().List(context.Background(), &pods, client.InNamespace(c.ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) == 0 {
+		t.Error("no slot pods in the manager's cache")
+	}
+	for _, p := range pods.Items {
+		if len(p.Spec.Containers) > 0 || p.Status.Phase != "" || len(p.ManagedFields) > 0 {
+			t.Errorf("pod %s cached with more than its metadata", p.Name)
+		}
+	}
 	if l := c.deployment(t, "checkout").Labels[rollout.LabelRollout]; l != "checkout" {
 		t.Errorf("target label %s=%q, want checkout", rollout.LabelRollout, l)
 	}

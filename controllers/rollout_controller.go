@@ -129,7 +129,7 @@ func CacheOptions() cache.Options {
 func RolloutCacheOptions() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&discoveryv1.EndpointSlice{}: {Label: labels.SelectorFromSet(labels.Set{traffic.LabelManagedBy: traffic.ManagedByValue})},
-		&corev1.Pod{}:                {Label: rolloutLabelled},
+		&corev1.Pod{}:                {Label: rolloutLabelled, Transform: podMetadataOnly},
 		&appsv1.Deployment{}:         {Label: rolloutLabelled},
 		&corev1.Service{}:            {Label: labels.SelectorFromSet(labels.Set{traffic.LabelWatched: traffic.WatchedValue})},
 	}
@@ -214,6 +214,19 @@ func rolloutRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](50*time.Millisecond, 5*time.Second),
 		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(20), 200)},
 	)
+}
+
+// podMetadataOnly keeps a cached pod's metadata (less managedFields): the controller reads a
+// slot pod's labels and deletion only (readiness comes from EndpointSlices), and pods are the
+// most numerous objects it caches.
+func podMetadataOnly(o any) (any, error) {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return o, nil
+	}
+	meta := p.ObjectMeta // p is a fresh decode, dropped after this
+	meta.ManagedFields = nil
+	return &corev1.Pod{TypeMeta: p.TypeMeta, ObjectMeta: meta}, nil
 }
 
 // rolloutLabelled selects what carries the rollout label: the slots' pods (their template

@@ -10,7 +10,7 @@ import (
 
 var (
 	phaseGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "sluice_rollout_phase", Help: "1 for the phase a Rollout is in, 0 for the others.",
+		Name: "sluice_rollout_phase", Help: "1 for the phase a Rollout is in (one series per Rollout: the other phases have none).",
 	}, []string{"namespace", "rollout", "phase"})
 	weightGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sluice_rollout_canary_weight", Help: "Percent of a Rollout's traffic on its canary slot.",
@@ -58,12 +58,15 @@ func recordMetrics(after *meshv1alpha1.Rollout, d rollout.Decision) {
 	}
 	ended := d.Ended
 	ns, name := after.Namespace, after.Name
+	// Only the phase the Rollout is in has a series: nine per Rollout were most of the
+	// manager's series (and 15% of its memory) at a thousand Rollouts.
 	for _, p := range allPhases {
-		v := 0.0
-		if after.Status.Phase == p {
-			v = 1
+		if p != after.Status.Phase {
+			phaseGauge.DeleteLabelValues(ns, name, string(p))
 		}
-		phaseGauge.WithLabelValues(ns, name, string(p)).Set(v)
+	}
+	if after.Status.Phase != "" {
+		phaseGauge.WithLabelValues(ns, name, string(after.Status.Phase)).Set(1)
 	}
 	weightGauge.WithLabelValues(ns, name).Set(float64(after.Status.CanaryWeight))
 	if ended == nil {

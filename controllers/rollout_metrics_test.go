@@ -30,8 +30,11 @@ func TestReleaseMetrics(t *testing.T) {
 	if v := testutil.ToFloat64(phaseGauge.WithLabelValues("shop", "checkout", "Progressing")); v != 1 {
 		t.Errorf("phase Progressing %v, want 1", v)
 	}
-	if v := testutil.ToFloat64(phaseGauge.WithLabelValues("shop", "checkout", "Healthy")); v != 0 {
-		t.Errorf("phase Healthy %v, want 0", v)
+	recordMetrics(ro(meshv1alpha1.PhasePaused, "r1", "r2", "", 50), rollout.Decision{})
+	for _, p := range []string{"Progressing", "Healthy"} {
+		if phaseGauge.DeleteLabelValues("shop", "checkout", p) { // reports whether the series was there
+			t.Errorf("a series for phase %s while the Rollout is Paused: one series per Rollout", p)
+		}
 	}
 
 	recordMetrics(ro(meshv1alpha1.PhaseRollingBack, "r1", "r2", "HealthGateFailed", 0), rollout.Decision{Ended: end(meshv1alpha1.OutcomeRolledBack, "HealthGateFailed")})
