@@ -80,8 +80,8 @@ func main() {
 	// The harness's own informers log through controller-runtime: warnings and errors only.
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.WarnLevel)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	rep, err := run(ctx, cfg, logTo(os.Stderr))
+	stop()
 	if rep != nil {
 		fmt.Print(rep.markdown())
 	}
@@ -97,6 +97,6 @@ type logf func(format string, args ...any)
 func logTo(f *os.File) logf {
 	start := time.Now()
 	return func(format string, args ...any) {
-		fmt.Fprintf(f, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		_, _ = fmt.Fprintf(f, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 }

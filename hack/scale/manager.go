@@ -111,7 +111,7 @@ func (m *managerProc) exitError() error {
 	if len(b) > 3000 {
 		b = b[len(b)-3000:]
 	}
-	return fmt.Errorf("%v; end of %s:\n%s", m.exitErr, m.logPath, b)
+	return fmt.Errorf("%w; end of %s:\n%s", m.exitErr, m.logPath, b)
 }
 
 // stop sends SIGTERM and waits up to 15 s before killing.
@@ -179,7 +179,7 @@ func (m *managerProc) sample() (sample, error) {
 	if err != nil {
 		return s, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	s.families, err = parser.TextToMetricFamilies(resp.Body)
 	return s, err
@@ -257,7 +257,7 @@ func (m *managerProc) profile(what, dir, file string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("pprof %s: %s", what, resp.Status)
 	}
@@ -265,9 +265,11 @@ func (m *managerProc) profile(what, dir, file string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	_, err = io.Copy(f, resp.Body)
-	return err
+	if _, err = io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // freePorts reserves n loopback ports (closed again for the manager to bind).

@@ -45,7 +45,7 @@ func run(ctx context.Context, cfg config, log logf) (*report, error) {
 	if cfg.KeepDir {
 		log("work folder (kubeconfig, manager.log): %s", dir)
 	} else {
-		defer os.RemoveAll(dir)
+		defer func() { _ = os.RemoveAll(dir) }()
 	}
 	log("starting kube-apiserver and etcd")
 	env, rc, err := startAPIServer()
