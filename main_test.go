@@ -175,7 +175,7 @@ func TestManagerBinaryServesProbesMetricsAndWebhooks(t *testing.T) {
 	body := pollStatus(t, insecure, metricsURL, token, http.StatusOK)
 	for _, want := range []string{
 		"controller_runtime_reconcile_total", "rest_client_requests_total",
-		`sluice_rollout_phase{namespace="` + ns.Name + `",phase="Healthy",rollout="inventory"} 0`,
+		`sluice_rollout_phase{namespace="` + ns.Name + `",phase="Initializing",rollout="inventory"} 1`,
 		`sluice_rollout_canary_weight{namespace="` + ns.Name + `",rollout="inventory"} 0`,
 	} {
 		if !strings.Contains(body, want) {

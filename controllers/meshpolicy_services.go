@@ -3,12 +3,12 @@ package controllers
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/sluice-mesh/sluice/internal/policy"
 	"github.com/sluice-mesh/sluice/internal/traffic"
@@ -43,7 +43,8 @@ func (r *MeshPolicyReconciler) service(ctx context.Context, namespace, name stri
 	if s.Labels[traffic.LabelWatched] != traffic.WatchedValue {
 		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{traffic.LabelWatched: traffic.WatchedValue}}})
 		if err := r.Client.Patch(ctx, s, client.RawPatch("application/merge-patch+json", body), client.FieldOwner(policy.FieldManager)); err != nil {
-			return nil, false, fmt.Errorf("labelling Service %s for the cache: %w", name, err)
+			// The policy still applies; its changes reach it at the next resync instead.
+			log.FromContext(ctx).Info("Service not labelled for the cache", "service", name, "error", err.Error())
 		}
 	}
 	return s, true, nil

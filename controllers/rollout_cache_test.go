@@ -2,14 +2,18 @@ package controllers_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/controllers"
@@ -84,6 +88,36 @@ func TestCacheHoldsOnlyWhatSluiceReads(t *testing.T) {
 
 	c.setImage(t, "checkout", "demo:v2")
 	c.waitRollout(t, "checkout", "a release of the new image", func(r *meshv1alpha1.Rollout) bool {
+		return r.Status.CanaryRevision != "" && r.Status.CanaryRevision != r.Status.StableRevision
+	})
+}
+
+// A target that can't be labelled (a policy engine refuses the patch) must not stop the
+// Rollout: it works from uncached reads and notices the target's changes on a timer.
+func TestTargetThatCantBeLabelled(t *testing.T) {
+	c := newCluster(t, "nolabel")
+	g := &stubGates{}
+	refuse := func(cl client.Client) client.Client {
+		return interceptor.NewClient(noWatch{cl}, interceptor.Funcs{
+			Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+				if data, _ := patch.Data(obj); strings.Contains(string(data), `"`+rollout.LabelRollout+`"`) {
+					return apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, obj.GetName(), errors.New("labels are locked"))
+				}
+				return cl.Patch(ctx, obj, patch, opts...)
+			},
+		})
+	}
+	mgr := newRolloutManagerWith(t, managerSetup{wrap: refuse}, func(ctrl.Manager) controllers.GateChecker { return g }, c.ns)
+	m := &manager{t: t, gates: g, stopFn: testenv.RunManager(mgr)}
+	t.Cleanup(m.stop)
+	c.target(t, "checkout")
+	create(t, canaryRollout(c.ns, "checkout"))
+	c.healthyOn(t, "checkout", meshv1alpha1.SlotA)
+	if _, ok := c.deployment(t, "checkout").Labels[rollout.LabelRollout]; ok {
+		t.Fatal("the target was labelled although the patch is refused")
+	}
+	c.setImage(t, "checkout", "demo:v2")
+	c.waitRollout(t, "checkout", "a release of the new image (noticed on the 15 s timer)", func(r *meshv1alpha1.Rollout) bool {
 		return r.Status.CanaryRevision != "" && r.Status.CanaryRevision != r.Status.StableRevision
 	})
 }

@@ -353,8 +353,8 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{RequeueAfter: time.Millisecond}, nil // the status event would have
 	}
 	after := jitter(d.RequeueAfter)
-	if w.target == nil && (after == 0 || after > targetMissingRecheck) {
-		after = targetMissingRecheck // a target created later brings no event (readTarget)
+	if targetUnwatched(w) && (after == 0 || after > targetMissingRecheck) {
+		after = targetMissingRecheck // no change of it brings an event (readTarget)
 	}
 	if poll := r.endpointsPoll.next(req.NamespacedName, w.endpointsLag); poll > 0 && (after == 0 || poll < after) {
 		after = poll

@@ -3,12 +3,12 @@ package controllers
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/rollout"
@@ -43,11 +43,21 @@ func (r *RolloutReconciler) readTarget(ctx context.Context, ro *meshv1alpha1.Rol
 		return nil, false, err
 	}
 	if label && t.Labels[rollout.LabelRollout] == "" {
+		// A refused label (a policy engine, RBAC) must not stop the Rollout's decisions (a
+		// rollback among them): it goes on with what it read, and looks again on a timer
+		// (targetUnwatched) instead of the watch.
 		if err := r.Client.Patch(ctx, t, labelPatch(ro.Name), client.FieldOwner(traffic.FieldManager)); err != nil {
-			return nil, false, fmt.Errorf("labelling target Deployment %s for the cache: %w", t.Name, err)
+			log.FromContext(ctx).Info("target Deployment not labelled for the cache; looking again on a timer", "deployment", t.Name, "error", err.Error())
+			return t, true, nil
 		}
 	}
 	return t, true, nil
+}
+
+// targetUnwatched: the target is missing or lacks the rollout label, so no change of it
+// reaches the Rollout through the cache.
+func targetUnwatched(w *world) bool {
+	return w.target == nil || w.target.Labels[rollout.LabelRollout] == ""
 }
 
 // unlabelTarget removes the rollout label from a target the Rollout labelled, once it is

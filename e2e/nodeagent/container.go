@@ -63,6 +63,9 @@ type podRuntime struct {
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when supervise has stopped the process and returned
 
+	// statusDirty asks syncStatus to write the status (set by supervise).
+	statusDirty chan struct{}
+
 	mu   sync.Mutex
 	proc *netns.Process
 	st   runState
@@ -99,6 +102,8 @@ func (rt *podRuntime) update(f func(*runState)) {
 // exit as restartPolicy says.
 func (rt *podRuntime) supervise(ctx context.Context) {
 	defer close(rt.done)
+	rt.statusDirty = make(chan struct{}, 1)
+	go rt.syncStatus(ctx)
 	backoff := minBackoff
 	everReady := false
 	for {
@@ -107,7 +112,7 @@ func (rt *podRuntime) supervise(ctx context.Context) {
 		if err != nil {
 			rt.a.opts.Logf("nodeagent: pod %s: %v", rt.key, err)
 			rt.update(func(s *runState) { s.waiting = "StartError" })
-			rt.writeStatus(ctx)
+			rt.statusChanged()
 			if !sleepCtx(ctx, backoff) {
 				return
 			}
@@ -127,7 +132,7 @@ func (rt *podRuntime) supervise(ctx context.Context) {
 		if rt.spec.container.ReadinessProbe == nil {
 			rt.a.event(rt, PodReady)
 		}
-		rt.writeStatus(ctx)
+		rt.statusChanged()
 		if rt.spec.container.ReadinessProbe == nil && !everReady {
 			everReady = true
 			rt.a.recordReady(rt, started)
@@ -178,7 +183,7 @@ func (rt *podRuntime) exited(ctx context.Context, proc *netns.Process, started t
 		s.restarts++
 		s.waiting = "CrashLoopBackOff"
 	})
-	rt.writeStatus(ctx)
+	rt.statusChanged()
 	return !restart
 }
 
@@ -248,7 +253,7 @@ func (rt *podRuntime) probeUntilExit(ctx context.Context, proc *netns.Process, s
 			ready, readySinceStart = true, true
 			rt.update(func(s *runState) { s.ready = true })
 			rt.a.event(rt, PodReady)
-			rt.writeStatus(ctx)
+			rt.statusChanged()
 			if !*everReady {
 				*everReady = true
 				rt.a.recordReady(rt, started)
@@ -257,7 +262,7 @@ func (rt *podRuntime) probeUntilExit(ctx context.Context, proc *netns.Process, s
 			ready = false
 			rt.update(func(s *runState) { s.ready = false })
 			rt.a.event(rt, PodUnready)
-			rt.writeStatus(ctx)
+			rt.statusChanged()
 		}
 		interval := period
 		if !readySinceStart {
@@ -324,6 +329,28 @@ func (rt *podRuntime) port(p intstr.IntOrString) string {
 		}
 	}
 	return p.StrVal // numeric string, or a name that fails the probe visibly
+}
+
+// statusChanged asks for the pod's status to be written; it never waits. Like the kubelet's
+// status manager, writes are off the container's lifecycle: a probe must go on (and the pod
+// turn ready) while the API server is away and a write retries.
+func (rt *podRuntime) statusChanged() {
+	select {
+	case rt.statusDirty <- struct{}{}:
+	default: // a write is already asked for; it writes the latest state
+	}
+}
+
+// syncStatus writes the status each time it is asked to, until ctx ends.
+func (rt *podRuntime) syncStatus(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-rt.statusDirty:
+			rt.writeStatus(ctx)
+		}
+	}
 }
 
 // writeStatus writes the pod's status from the runtime state, retrying until it is written or
