@@ -103,9 +103,13 @@ func (r *RolloutReconciler) startProbe(ro *meshv1alpha1.Rollout, w *world) {
 		override = spec.Probe.Address
 	}
 	split := r.split(ro, ro.Status.StableSlot, &rollout.TrafficIntent{}, "")
+	// Twice the slot's replicas in a row: a round-robin data plane then reaches every endpoint
+	// it holds for the slot, including as many stale ones (pods already gone: seen in chaos
+	// runs after an API server restart) as the slot has pods, and one failing answer holds the
+	// weight back.
 	successes := 1
 	if t.ProbeSlot != "" {
-		successes = int(min(max(w.obs.Slots[t.ProbeSlot].Replicas, 1), 5))
+		successes = int(min(2*max(w.obs.Slots[t.ProbeSlot].Replicas, 1), 10))
 	}
 	req := probe.Request{Path: rule.Path, Token: rule.Token, Split: rule.Split, Successes: successes}
 	key := client.ObjectKeyFromObject(ro)

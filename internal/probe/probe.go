@@ -64,8 +64,9 @@ type Request struct {
 	// Split, when set, is the version of the split the route carries now (see Version); the
 	// rule sets it in SplitHeader, so an answer with it proves the data plane serves that split.
 	Split string
-	// Successes is how many answers in a row each target must give (default 1). Set it to the
-	// slot's ready endpoints: a round-robin proxy then reaches each of them once.
+	// Successes is how many answers in a row each target must give (default 1). Set it above
+	// the endpoints the data plane may hold for the slot: a round-robin proxy then reaches
+	// each of them, stale ones included.
 	Successes int
 	// AttemptTimeout bounds one request (default DefaultAttemptTimeout).
 	AttemptTimeout time.Duration
