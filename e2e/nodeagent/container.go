@@ -142,7 +142,7 @@ func (rt *podRuntime) supervise(ctx context.Context) {
 			proc.Stop(rt.grace())
 			return
 		}
-		if final := rt.exited(ctx, proc, started); final {
+		if final := rt.exited(proc, started); final {
 			return
 		}
 		if time.Since(started) > backoffReset {
@@ -156,7 +156,7 @@ func (rt *podRuntime) supervise(ctx context.Context) {
 }
 
 // exited records a process exit; final when the container does not run again.
-func (rt *podRuntime) exited(ctx context.Context, proc *netns.Process, started time.Time) (final bool) {
+func (rt *podRuntime) exited(proc *netns.Process, started time.Time) (final bool) {
 	code := proc.ExitCode()
 	term := &corev1.ContainerStateTerminated{
 		ExitCode: int32(code), Reason: "Error",
