@@ -306,9 +306,15 @@ func TestEvaluateSameInstant(t *testing.T) {
 	}
 }
 
-type instantRecorder struct{ at []time.Time }
+// instantRecorder records the instant of each query; Evaluate asks them concurrently.
+type instantRecorder struct {
+	mu sync.Mutex
+	at []time.Time
+}
 
 func (r *instantRecorder) Query(_ context.Context, _ string, at time.Time) (Answer, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.at = append(r.at, at)
 	return Answer{Value: vec(0.1), Address: "x"}, nil
 }
