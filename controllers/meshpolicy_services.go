@@ -2,11 +2,9 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -25,24 +23,13 @@ const targetServiceRecheck = 15 * time.Second
 // only, written by an update (not an apply) so that the policy's own applies of annotations
 // never take it away.
 func (r *MeshPolicyReconciler) service(ctx context.Context, namespace, name string) (*corev1.Service, bool, error) {
-	key := client.ObjectKey{Namespace: namespace, Name: name}
 	s := &corev1.Service{}
-	err := r.Client.Get(ctx, key, s)
-	if err == nil {
-		return s, true, nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return nil, false, err
-	}
-	switch err := r.APIReader.Get(ctx, key, s); {
-	case apierrors.IsNotFound(err):
-		return nil, false, nil
-	case err != nil:
+	found, err := readThrough(ctx, r.Client, r.APIReader, client.ObjectKey{Namespace: namespace, Name: name}, s)
+	if err != nil || !found {
 		return nil, false, err
 	}
 	if s.Labels[traffic.LabelWatched] != traffic.WatchedValue {
-		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{traffic.LabelWatched: traffic.WatchedValue}}})
-		if err := r.Client.Patch(ctx, s, client.RawPatch("application/merge-patch+json", body), client.FieldOwner(policy.FieldManager)); err != nil {
+		if err := r.Client.Patch(ctx, s, labelPatch(traffic.LabelWatched, traffic.WatchedValue), client.FieldOwner(policy.FieldManager)); err != nil {
 			// The policy still applies; its changes reach it at the next resync instead.
 			log.FromContext(ctx).Info("Service not labelled for the cache", "service", name, "error", err.Error())
 		}

@@ -2,11 +2,9 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -27,28 +25,17 @@ const targetMissingRecheck = 15 * time.Second
 // wakes the Rollout. The label is metadata only, under Sluice's field manager: GitOps tools
 // that did not set it leave it alone.
 func (r *RolloutReconciler) readTarget(ctx context.Context, ro *meshv1alpha1.Rollout, label bool) (*appsv1.Deployment, bool, error) {
-	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}
 	t := &appsv1.Deployment{}
-	err := r.Client.Get(ctx, key, t)
-	if err == nil {
-		return t, true, nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return nil, false, err
-	}
-	switch err := r.APIReader.Get(ctx, key, t); {
-	case apierrors.IsNotFound(err):
-		return nil, false, nil
-	case err != nil:
+	found, err := readThrough(ctx, r.Client, r.APIReader, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}, t)
+	if err != nil || !found {
 		return nil, false, err
 	}
 	if label && t.Labels[rollout.LabelRollout] == "" {
 		// A refused label (a policy engine, RBAC) must not stop the Rollout's decisions (a
 		// rollback among them): it goes on with what it read, and looks again on a timer
 		// (targetUnwatched) instead of the watch.
-		if err := r.Client.Patch(ctx, t, labelPatch(ro.Name), client.FieldOwner(traffic.FieldManager)); err != nil {
+		if err := r.Client.Patch(ctx, t, labelPatch(rollout.LabelRollout, ro.Name), client.FieldOwner(traffic.FieldManager)); err != nil {
 			log.FromContext(ctx).Info("target Deployment not labelled for the cache; looking again on a timer", "deployment", t.Name, "error", err.Error())
-			return t, true, nil
 		}
 	}
 	return t, true, nil
@@ -66,15 +53,5 @@ func (r *RolloutReconciler) unlabelTarget(ctx context.Context, ro *meshv1alpha1.
 	if t.Labels[rollout.LabelRollout] != ro.Name {
 		return nil
 	}
-	return client.IgnoreNotFound(r.Client.Patch(ctx, t, labelPatch(""), client.FieldOwner(traffic.FieldManager)))
-}
-
-// labelPatch sets the rollout label to name, or removes it when name is empty.
-func labelPatch(name string) client.Patch {
-	var v any
-	if name != "" {
-		v = name
-	}
-	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{rollout.LabelRollout: v}}})
-	return client.RawPatch("application/merge-patch+json", body)
+	return client.IgnoreNotFound(r.Client.Patch(ctx, t, labelPatch(rollout.LabelRollout, ""), client.FieldOwner(traffic.FieldManager)))
 }
