@@ -3,8 +3,11 @@ package controllers_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -120,4 +123,70 @@ func TestTargetThatCantBeLabelled(t *testing.T) {
 	c.waitRollout(t, "checkout", "a release of the new image (noticed on the 15 s timer)", func(r *meshv1alpha1.Rollout) bool {
 		return r.Status.CanaryRevision != "" && r.Status.CanaryRevision != r.Status.StableRevision
 	})
+}
+
+// A Rollout read from the cache is decided on only when it is the version the manager last
+// saw: a cache that lags (here: one that keeps serving the copy from before a rollback) must
+// not replay the old step and push weight back to the canary.
+func TestStaleCachedRolloutIsNotDecidedOn(t *testing.T) {
+	c := newCluster(t, "stalero")
+	g := &stubGates{}
+	var stale atomic.Pointer[meshv1alpha1.Rollout]
+	var served atomic.Int32
+	lagging := func(cl client.Client) client.Client {
+		return interceptor.NewClient(noWatch{cl}, interceptor.Funcs{
+			Get: func(ctx context.Context, cl client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+				if ro, ok := obj.(*meshv1alpha1.Rollout); ok {
+					if old := stale.Load(); old != nil && key.Name == old.Name {
+						old.DeepCopyInto(ro)
+						served.Add(1)
+						return nil
+					}
+				}
+				return cl.Get(ctx, key, obj, opts...)
+			},
+		})
+	}
+	mgr := newRolloutManagerWith(t, managerSetup{wrap: lagging}, func(ctrl.Manager) controllers.GateChecker { return g }, c.ns)
+	m := &manager{t: t, gates: g, stopFn: testenv.RunManager(mgr)}
+	t.Cleanup(m.stop)
+	c.target(t, "checkout")
+	create(t, canaryRollout(c.ns, "checkout"))
+	c.healthyOn(t, "checkout", meshv1alpha1.SlotA)
+
+	g.set(func(*meshv1alpha1.Rollout) meshv1alpha1.Verdict { return meshv1alpha1.VerdictInconclusive })
+	c.setImage(t, "checkout", "demo:v2")
+	if err := pollFor(30*time.Second, func() bool { return c.canaryWeight("checkout", "checkout-b") == 20 }); err != nil {
+		t.Fatal("the release never reached 20%")
+	}
+	before := c.rolloutNow(t, "checkout") // what a lagging cache would still hold
+	g.set(func(*meshv1alpha1.Rollout) meshv1alpha1.Verdict { return meshv1alpha1.VerdictFail })
+	c.waitRollout(t, "checkout", "RolledBack", func(r *meshv1alpha1.Rollout) bool { return r.Status.Phase == meshv1alpha1.PhaseRolledBack })
+	if err := pollFor(30*time.Second, func() bool { return c.canaryWeight("checkout", "checkout-b") == 0 }); err != nil {
+		t.Fatal("the rollback never reached the route")
+	}
+
+	stale.Store(before)
+	// Wake the Rollout (an annotation passes the watch predicate) a few times.
+	for i := range 5 {
+		ro := c.rolloutNow(t, "checkout")
+		patch := client.MergeFrom(ro.DeepCopy())
+		metav1.SetMetaDataAnnotation(&ro.ObjectMeta, "test.sluice.dev/wake", strconv.Itoa(i))
+		if err := env.Client.Patch(context.Background(), ro, patch); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) {
+			if w := c.canaryWeight("checkout", "checkout-b"); w != 0 {
+				t.Fatalf("the canary got weight %d back after its rollback: a stale cached Rollout was decided on", w)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if served.Load() == 0 {
+		t.Fatal("the reconciler never read the Rollout through its cache: the test proved nothing")
+	}
+	if r := c.rolloutNow(t, "checkout"); r.Status.Phase != meshv1alpha1.PhaseRolledBack {
+		t.Errorf("phase %s after the stale reads, want RolledBack", r.Status.Phase)
+	}
 }

@@ -79,7 +79,7 @@ type GateChecker interface {
 // RolloutReconciler releases Rollouts: slots, Services, route, target scale, status.
 type RolloutReconciler struct {
 	Client client.Client
-	// APIReader reads the Rollout uncached (see Reconcile).
+	// APIReader reads what the cache may not hold or may hold stale (readRollout).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Router    traffic.Router
@@ -96,6 +96,7 @@ type RolloutReconciler struct {
 
 	applied       appliedObjects
 	endpointsPoll endpointsBackoff
+	seen          seenVersions
 }
 
 // NewRolloutReconciler is the Rollout controller of mgr with the given gate checker.
@@ -274,8 +275,9 @@ func (r *RolloutReconciler) byRolloutLabel(_ context.Context, o client.Object) [
 // Reconcile gathers observations, lets the state machine decide, persists the decision, then
 // acts on it.
 //
-// Order matters for safety. The Rollout is read from the API server, not the cache: a stale
-// status would replay an old step (after a rollback, push weight back to the canary). The
+// Order matters for safety. The Rollout is never decided on from a copy older than one the
+// manager has seen (readRollout): a stale status would replay an old step (after a rollback,
+// push weight back to the canary). The
 // decided status is written, with optimistic locking, before anything is applied: a decision
 // made on an outdated object never reaches the route, and a manager that dies between the two
 // finds the same intent in status and applies it again (everything applied is desired state).
@@ -283,7 +285,20 @@ func (r *RolloutReconciler) byRolloutLabel(_ context.Context, o client.Object) [
 // results are taken by a later reconcile.
 func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ro := &meshv1alpha1.Rollout{}
-	if err := r.APIReader.Get(ctx, req.NamespacedName, ro); err != nil {
+	res, err := r.reconcile(ctx, req, ro)
+	// Every write of the Rollout below updates ro from the server's answer, so ro is the
+	// newest version this manager knows; after a failure it may not be (a write that
+	// conflicted): read from the API server next time.
+	if err != nil {
+		r.seen.set(req.NamespacedName, "")
+	} else {
+		r.seen.set(req.NamespacedName, ro.ResourceVersion)
+	}
+	return res, err
+}
+
+func (r *RolloutReconciler) reconcile(ctx context.Context, req ctrl.Request, ro *meshv1alpha1.Rollout) (ctrl.Result, error) {
+	if err := r.readRollout(ctx, req.NamespacedName, ro); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Checks.Forget(req.NamespacedName)
 			r.Probes.Forget(req.NamespacedName)

@@ -162,7 +162,9 @@ func cumulative(f *dto.MetricFamily, match map[string]string) (bounds, counts []
 		h := m.Histogram
 		if bounds == nil {
 			for _, bk := range h.Bucket {
-				bounds = append(bounds, bk.GetUpperBound())
+				if !math.IsInf(bk.GetUpperBound(), 1) { // the text format lists +Inf; added below
+					bounds = append(bounds, bk.GetUpperBound())
+				}
 			}
 			bounds = append(bounds, math.Inf(1))
 			counts = make([]float64, len(bounds))

@@ -5,8 +5,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -65,5 +70,29 @@ func TestBucketQuantile(t *testing.T) {
 				t.Errorf("bucketQuantile(%v) = %v, want %v", tc.q, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCumulativeTextFormat: a histogram parsed from the text format lists its +Inf bucket; the
+// quantile of observations beyond the last finite bound is that bound, not +Inf (a p99 printed
+// as -9.2e+12 ms once).
+func TestCumulativeTextFormat(t *testing.T) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(`# TYPE d histogram
+d_bucket{le="1"} 1
+d_bucket{le="60"} 50
+d_bucket{le="+Inf"} 100
+d_sum 9000
+d_count 100
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds, counts := cumulative(fams["d"], nil)
+	if want := []float64{1, 60, math.Inf(1)}; !slices.Equal(bounds, want) {
+		t.Fatalf("bounds %v, want %v", bounds, want)
+	}
+	if got := bucketQuantile(0.99, bounds, counts); got != 60 {
+		t.Errorf("p99 = %v, want 60 (the highest finite bound)", got)
 	}
 }
