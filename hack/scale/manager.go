@@ -153,6 +153,9 @@ type sample struct {
 	at       time.Time
 	cpu      float64 // seconds of CPU used since start (user + system)
 	rss, hwm float64 // bytes: resident now, and the peak
+	// rssAnon is the resident memory the process allocated (heap, stacks, runtime); the rest
+	// of rss is file pages (the binary's code and data), which the kernel can drop and share.
+	rssAnon float64
 	families map[string]*dto.MetricFamily
 	// CPU seconds of the other processes sharing the machine: kube-apiserver, etcd, the harness.
 	others map[string]float64
@@ -167,7 +170,7 @@ func (m *managerProc) sample() (sample, error) {
 	if s.cpu, err = cpuSeconds(m.cmd.Process.Pid); err != nil {
 		return s, err
 	}
-	if s.rss, s.hwm, err = residentBytes(m.cmd.Process.Pid); err != nil {
+	if s.rss, s.hwm, s.rssAnon, err = residentBytes(m.cmd.Process.Pid); err != nil {
 		return s, err
 	}
 	s.others = map[string]float64{}
@@ -228,27 +231,25 @@ func childPIDs(names []string) map[string]int {
 	return out
 }
 
-// residentBytes reads VmRSS and VmHWM from /proc/PID/status.
-func residentBytes(pid int) (rss, hwm float64, err error) {
+// residentBytes reads VmRSS, VmHWM and RssAnon from /proc/PID/status.
+func residentBytes(pid int) (rss, hwm, anon float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
+	fields := map[string]*float64{"VmRSS:": &rss, "VmHWM:": &hwm, "RssAnon:": &anon}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 3 && f[2] == "kB" && (f[0] == "VmRSS:" || f[0] == "VmHWM:") {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				return 0, 0, err
-			}
-			if f[0] == "VmRSS:" {
-				rss = kb * 1024
-			} else {
-				hwm = kb * 1024
-			}
+		if len(f) != 3 || f[2] != "kB" || fields[f[0]] == nil {
+			continue
 		}
+		kb, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		*fields[f[0]] = kb * 1024
 	}
-	return rss, hwm, nil
+	return rss, hwm, anon, nil
 }
 
 // profile saves /debug/pprof/<what> into dir/<file>.

@@ -31,7 +31,7 @@ type report struct {
 type window struct {
 	dur                  time.Duration
 	cores                float64
-	rss, heap            float64
+	rss, rssAnon, heap   float64
 	perSecond            map[string]float64 // client requests by HTTP method
 	failed               map[string]float64 // non-2xx responses by "METHOD code" (counts)
 	stepDelay, queueWait quantiles
@@ -49,7 +49,7 @@ type quantiles struct {
 
 // measure compares two samples of the manager.
 func measure(a, b sample) *window {
-	w := &window{dur: b.at.Sub(a.at), rss: b.rss, perSecond: map[string]float64{}, failed: map[string]float64{}}
+	w := &window{dur: b.at.Sub(a.at), rss: b.rss, rssAnon: b.rssAnon, perSecond: map[string]float64{}, failed: map[string]float64{}}
 	secs := w.dur.Seconds()
 	w.cores = (b.cpu - a.cpu) / secs
 	if f := b.families["go_memstats_heap_inuse_bytes"]; f != nil && len(f.Metric) > 0 {
@@ -273,7 +273,7 @@ func (r *report) markdown() string {
 		r.activity(row, "cold start", w, c.Rollouts)
 	}
 	if w := r.steady; w != nil {
-		row(fmt.Sprintf("steady (idle %s): RSS / Go heap in use", secs(w.dur)), "%s / %s", mb(w.rss), mb(w.heap))
+		row(fmt.Sprintf("steady (idle %s): RSS (of it anonymous, the rest the binary's pages) / Go heap in use", secs(w.dur)), "%s (%s) / %s", mb(w.rss), mb(w.rssAnon), mb(w.heap))
 		row("steady: CPU", "%.3f cores", w.cores)
 		row("steady: API requests/s from the manager", "%s", w.requests())
 	}
