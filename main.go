@@ -28,6 +28,7 @@ import (
 	"github.com/sluice-mesh/sluice/controllers"
 	"github.com/sluice-mesh/sluice/internal/admission"
 	"github.com/sluice-mesh/sluice/internal/admission/offline"
+	"github.com/sluice-mesh/sluice/internal/egress"
 	sluicescheme "github.com/sluice-mesh/sluice/internal/scheme"
 	"github.com/sluice-mesh/sluice/webhooks"
 )
@@ -53,6 +54,7 @@ type options struct {
 	policyNS       string
 	policyAudit    time.Duration
 	pprofAddr      string
+	egress         *egress.Policy
 	zap            zap.Options
 }
 
@@ -77,9 +79,20 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.StringVar(&o.policyNS, "policy-namespace", envOr("POD_NAMESPACE", "sluice-system"), "Namespace whose ConfigMaps labelled "+controllers.PolicyLabel+"=rego|config hold the admission policies and their configuration (only the operator's namespace: tenants must not write cluster-wide rules).")
 	fs.DurationVar(&o.policyAudit, "policy-audit-interval", controllers.DefaultPolicyAuditInterval, "How often existing objects are reviewed with the policies in force (also soon after a policy change).")
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's pprof endpoints (/debug/pprof), for profiling at scale; empty disables them.")
+	egressAllow := fs.String(strings.TrimPrefix(egress.Flag, "--"), "", "Comma-separated host names (prometheus.monitoring.svc), wildcards (*.monitoring.svc), IPs and CIDRs a HealthGate may name as its Prometheus. Empty: the private address ranges ("+strings.Join(egress.DefaultEntries, ", ")+"). Loopback, link-local and cloud metadata addresses are refused unless a listed IP or CIDR contains them.")
 	o.zap = zap.Options{}
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var entries []string
+	for _, e := range strings.Split(*egressAllow, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			entries = append(entries, e)
+		}
+	}
+	var err error
+	if o.egress, err = egress.Parse(entries); err != nil {
 		return nil, err
 	}
 	if o.workers < 1 {
@@ -181,7 +194,7 @@ func run(o *options) error {
 
 	// One evaluator: Rollouts and standalone HealthGates judge with the same code and share
 	// the Prometheus connections.
-	evaluator := &controllers.PrometheusEvaluator{Reader: mgr.GetAPIReader()}
+	evaluator := &controllers.PrometheusEvaluator{Reader: mgr.GetAPIReader(), Egress: o.egress}
 	for name, setup := range map[string]func(ctrl.Manager) error{
 		"rollout": func(m ctrl.Manager) error {
 			return controllers.SetupRolloutController(m, &controllers.RolloutGates{Client: m.GetClient(), Evaluator: evaluator}, o.workers)

@@ -68,6 +68,7 @@ func TestKustomizeBuild(t *testing.T) {
 		{dir: "webhook", kinds: []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Service"}},
 		{dir: "certmanager", kinds: []string{"Issuer", "Certificate"}},
 		{dir: "prometheus", kinds: []string{"ServiceMonitor"}},
+		{dir: "network-policy", kinds: []string{"NetworkPolicy"}},
 		{dir: "samples", kinds: []string{"Rollout", "HealthGate", "MeshPolicy"}},
 		{dir: "default", kinds: []string{"CustomResourceDefinition", "Deployment", "Service", "Certificate", "ServiceMonitor"}, check: checkDefault},
 	}
@@ -115,6 +116,7 @@ func checkDefault(t *testing.T, objs []*unstructured.Unstructured) {
 	}
 
 	checkDefaultManager(t, find(t, objs, "Deployment", managerName))
+	checkEgressPolicy(t, find(t, objs, "Deployment", managerName), find(t, objs, "NetworkPolicy", "sluice-manager-egress"))
 
 	for kind, name := range map[string]string{
 		"MutatingWebhookConfiguration":   "sluice-mutating-webhook-configuration",
@@ -239,4 +241,21 @@ func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *u
 	}
 	t.Fatalf("no %s %s in the output", kind, name)
 	return nil
+}
+
+// checkEgressPolicy: the egress NetworkPolicy selects the manager's pods and limits only egress.
+func checkEgressPolicy(t *testing.T, manager, policy *unstructured.Unstructured) {
+	podLabels, _, _ := unstructured.NestedStringMap(manager.Object, "spec", "template", "metadata", "labels")
+	selector, _, _ := unstructured.NestedStringMap(policy.Object, "spec", "podSelector", "matchLabels")
+	if len(selector) == 0 {
+		t.Error("NetworkPolicy sluice-manager-egress selects no labels (it would select every pod of the namespace)")
+	}
+	for k, v := range selector {
+		if podLabels[k] != v {
+			t.Errorf("NetworkPolicy sluice-manager-egress selects %s=%s, which the manager's pods lack (%v)", k, v, podLabels)
+		}
+	}
+	if types, _, _ := unstructured.NestedStringSlice(policy.Object, "spec", "policyTypes"); !slices.Equal(types, []string{"Egress"}) {
+		t.Errorf("NetworkPolicy sluice-manager-egress policyTypes %v, want [Egress] (ingress carries webhooks and metrics)", types)
+	}
 }

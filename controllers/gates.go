@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/egress"
 	"github.com/sluice-mesh/sluice/internal/gates"
 	"github.com/sluice-mesh/sluice/internal/rollout"
 )
@@ -27,6 +28,9 @@ type GateEvaluator interface {
 type PrometheusEvaluator struct {
 	// Reader reads Secrets uncached: Sluice does not keep every Secret of the cluster in memory.
 	Reader client.Reader
+	// Egress limits the addresses gates may name (nil: any; the manager sets
+	// --gate-egress-allow's policy).
+	Egress *egress.Policy
 
 	mu      sync.Mutex
 	sources map[string]cachedSource // by gate namespace/name
@@ -58,6 +62,9 @@ func (e *PrometheusEvaluator) source(ctx context.Context, g *meshv1alpha1.Health
 			}
 			return nil, fmt.Errorf("reading Secret %s/%s: %w", g.Namespace, ref.Name, err)
 		}
+		if err := usableCredentials(s); err != nil {
+			return nil, err
+		}
 		auth = gates.Auth{Token: string(s.Data["token"]), Username: string(s.Data["username"]), Password: string(s.Data["password"]), CA: s.Data["ca.crt"]}
 		key += "/" + s.ResourceVersion
 	}
@@ -71,7 +78,7 @@ func (e *PrometheusEvaluator) source(ctx context.Context, g *meshv1alpha1.Health
 	if ok {
 		c.src.Close() // the gate or its Secret changed: drop the old connections
 	}
-	src, err := gates.NewPrometheusSource(g.Spec.Prometheus, auth)
+	src, err := gates.NewPrometheusSource(g.Spec.Prometheus, auth, e.Egress)
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +87,19 @@ func (e *PrometheusEvaluator) source(ctx context.Context, g *meshv1alpha1.Health
 	}
 	e.sources[name] = cachedSource{key: key, src: src}
 	return src, nil
+}
+
+// usableCredentials refuses the Secrets a HealthGate must not make the manager send anywhere:
+// ServiceAccount tokens (they act as the account inside the cluster), and every Secret not
+// labelled for gates (meshv1alpha1.CredentialsLabel).
+func usableCredentials(s *corev1.Secret) error {
+	if s.Type == corev1.SecretTypeServiceAccountToken {
+		return fmt.Errorf("spec.prometheus.secretRef: Secret %s/%s is a ServiceAccount token (type %s), which Sluice never sends: put the credential in an Opaque Secret labelled %s=true", s.Namespace, s.Name, s.Type, meshv1alpha1.CredentialsLabel)
+	}
+	if s.Labels[meshv1alpha1.CredentialsLabel] != "true" {
+		return fmt.Errorf("spec.prometheus.secretRef: Secret %s/%s lacks the label %s=true, which marks the Secrets HealthGates may use", s.Namespace, s.Name, meshv1alpha1.CredentialsLabel)
+	}
+	return nil
 }
 
 // RolloutGates is the Rollout's GateChecker: every HealthGate the Rollout names is evaluated

@@ -74,6 +74,10 @@ type HealthGateSpec struct {
 	Target *GateTarget `json:"target,omitempty"`
 }
 
+// CredentialsLabel marks a Secret a HealthGate may use as spec.prometheus.secretRef: an opt-in,
+// so that a HealthGate can't make the manager read and send any Secret of its namespace.
+const CredentialsLabel = "mesh.sluice.dev/healthgate-credentials"
+
 // PrometheusSource is one or more Prometheus servers, tried in order.
 type PrometheusSource struct {
 	// Addresses of Prometheus HTTP APIs (http or https URLs), tried in order until one answers.
@@ -86,7 +90,9 @@ type PrometheusSource struct {
 	Addresses []string `json:"addresses"`
 
 	// SecretRef names a Secret with `token` (bearer), or `username` and `password` (basic
-	// auth), and optionally `ca.crt`.
+	// auth), and optionally `ca.crt`. The Secret must carry the label
+	// `mesh.sluice.dev/healthgate-credentials: "true"` (Sluice reads no other Secret), must not
+	// be a ServiceAccount token Secret, and credentials are sent only to https addresses.
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 

@@ -155,7 +155,7 @@ type sample struct {
 	rss, hwm float64 // bytes: resident now, and the peak
 	// rssAnon is the resident memory the process allocated (heap, stacks, runtime); the rest
 	// of rss is file pages (the binary's code and data), which the kernel can drop and share.
-	rssAnon float64
+	rssAnon  float64
 	families map[string]*dto.MetricFamily
 	// CPU seconds of the other processes sharing the machine: kube-apiserver, etcd, the harness.
 	others map[string]float64

@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/egress"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
@@ -81,7 +82,7 @@ func promTarget() Target {
 
 func newSource(t testing.TB, spec *meshv1alpha1.HealthGateSpec) *PrometheusSource {
 	t.Helper()
-	src, err := NewPrometheusSource(spec.Prometheus, Auth{})
+	src, err := NewPrometheusSource(spec.Prometheus, Auth{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func TestPrometheusSourceAddresses(t *testing.T) {
 	badData := status(400, `{"status":"error","errorType":"bad_data","error":"1:5: parse error: unclosed left parenthesis"}`)
 
 	query := func(auth Auth, addrs ...string) (Answer, error) {
-		src, err := NewPrometheusSource(meshv1alpha1.PrometheusSource{Addresses: addrs, Timeout: &metav1.Duration{Duration: 300 * time.Millisecond}}, auth)
+		src, err := NewPrometheusSource(meshv1alpha1.PrometheusSource{Addresses: addrs, Timeout: &metav1.Duration{Duration: 300 * time.Millisecond}}, auth, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,13 +317,10 @@ func TestPrometheusSourceAddresses(t *testing.T) {
 	}
 
 	t.Run("every address-level failure moves on", func(t *testing.T) {
-		ans, err := query(Auth{Token: "s3cret"}, closedAddr(t), status(401, "no"), status(403, "no"), status(503, "busy"),
+		ans, err := query(Auth{}, closedAddr(t), status(401, "no"), status(403, "no"), status(503, "busy"),
 			status(404, "not here"), status(200, "<html>"), slow, redirect, good)
 		if err != nil || ans.Address != good {
 			t.Fatalf("answer from %q, err %v; want from %s", ans.Address, err, good)
-		}
-		if gotAuth.Load() != "Bearer s3cret" {
-			t.Errorf("Authorization %q, want the bearer token", gotAuth.Load())
 		}
 		if goodHits.Load() != 1 {
 			t.Errorf("good address asked %d times, want once (the redirect must not be followed)", goodHits.Load())
@@ -349,12 +347,67 @@ func TestPrometheusSourceAddresses(t *testing.T) {
 			t.Errorf("message %q should point at the credentials and the timeout", msg)
 		}
 	})
-	t.Run("basic auth", func(t *testing.T) {
-		if _, err := query(Auth{Username: "u", Password: "p"}, good); err != nil {
+	t.Run("credentials over https only", func(t *testing.T) {
+		secure, ca := tlsStub(t, func(w http.ResponseWriter, r *http.Request) {
+			gotAuth.Store(r.Header.Get("Authorization"))
+			_, _ = io.WriteString(w, ok)
+		})
+		if _, err := query(Auth{Token: "s3cret", CA: ca}, secure); err != nil || gotAuth.Load() != "Bearer s3cret" {
+			t.Errorf("bearer over https: err %v, Authorization %q", err, gotAuth.Load())
+		}
+		if _, err := query(Auth{Username: "u", Password: "p", CA: ca}, secure); err != nil || gotAuth.Load() != "Basic dTpw" {
+			t.Errorf("basic over https: err %v, Authorization %q", err, gotAuth.Load())
+		}
+		gotAuth.Store("")
+		for _, auth := range []Auth{{Token: "s3cret"}, {Username: "u", Password: "p"}} {
+			_, err := NewPrometheusSource(meshv1alpha1.PrometheusSource{Addresses: []string{secure, good}}, auth, nil)
+			if err == nil || !strings.Contains(err.Error(), "spec.prometheus.addresses[1]") || !strings.Contains(err.Error(), "https") {
+				t.Errorf("credentials with an http:// address: %v, want an error naming spec.prometheus.addresses[1]", err)
+			}
+		}
+		if gotAuth.Load() != "" {
+			t.Error("credentials were sent")
+		}
+		if _, err := query(Auth{CA: ca}, good); err != nil {
+			t.Errorf("a CA alone (no credentials) over http: %v", err)
+		}
+	})
+	t.Run("no body and no raw error in the messages", func(t *testing.T) {
+		_, err := query(Auth{}, status(502, "SECRET-502"), status(422, `{"status":"error","errorType":"internal","error":"SECRET-JSON"}`),
+			status(200, "SECRET-HTML <html>"), status(401, "SECRET-401"), redirect, closedAddr(t))
+		var ue *UnreachableError
+		if !errors.As(err, &ue) {
+			t.Fatalf("err %v, want unreachable", err)
+		}
+		msg := ue.Error()
+		for _, leak := range []string{"SECRET", "dial tcp", "127.0.0.1:"} {
+			if strings.Contains(strings.ReplaceAll(msg, "http://127.0.0.1:", ""), leak) {
+				t.Errorf("the message carries %q: %s", leak, msg)
+			}
+		}
+		for _, want := range []string{"answered HTTP 502", "Prometheus server reported an error", "not the Prometheus query API", "answered HTTP 401", "answered HTTP 302", "connection refused"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("the message lacks %q: %s", want, msg)
+			}
+		}
+	})
+	t.Run("the egress policy refuses before connecting", func(t *testing.T) {
+		before := goodHits.Load()
+		_, err := NewPrometheusSource(meshv1alpha1.PrometheusSource{Addresses: []string{good}}, Auth{}, egress.Default())
+		if !egress.IsRefused(err) || !strings.Contains(err.Error(), "spec.prometheus.addresses[0]") {
+			t.Errorf("a loopback address under the default policy: %v, want a refusal naming the field", err)
+		}
+		allowed, err := egress.Parse([]string{"127.0.0.1"})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if gotAuth.Load() != "Basic dTpw" {
-			t.Errorf("Authorization %q, want basic u:p", gotAuth.Load())
+		src, err := NewPrometheusSource(meshv1alpha1.PrometheusSource{Addresses: []string{"http://169.254.169.254/", good}}, Auth{}, allowed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans, err := src.Query(context.Background(), "up", time.Now())
+		if err != nil || ans.Address != good || goodHits.Load() != before+1 {
+			t.Errorf("a refused address then an allowed one: answer from %q, err %v", ans.Address, err)
 		}
 	})
 	t.Run("CA from the secret", func(t *testing.T) {
@@ -370,6 +423,13 @@ func TestPrometheusSourceAddresses(t *testing.T) {
 			t.Errorf("with its CA: %v", err)
 		}
 	})
+}
+
+// tlsStub is a stand-in https server on 127.0.0.1 and its CA (PEM).
+func tlsStub(t *testing.T, h http.HandlerFunc) (string, []byte) {
+	srv := httptest.NewTLSServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 }
 
 // stub is a stand-in server on 127.0.0.1.
