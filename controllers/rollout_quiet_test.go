@@ -3,13 +3,16 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
@@ -20,6 +23,7 @@ import (
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/controllers"
 	"github.com/sluice-mesh/sluice/internal/testenv"
+	"github.com/sluice-mesh/sluice/internal/traffic"
 )
 
 // requestCounter counts a manager's API requests by kind: reads (GET, LIST), watches, writes.
@@ -227,5 +231,44 @@ func BenchmarkIdleRolloutAPIRequests(b *testing.B) {
 	b.ReportMetric(float64(writes)/float64(wakes), "writes/wake")
 	if idleWrites+writes != 0 {
 		b.Errorf("steady Rollouts wrote: %s", strings.Join(log, "; "))
+	}
+}
+
+// A slot Deployment's name taken by a Deployment Sluice did not make: the Rollout is Stalled
+// naming it, and the Deployment is never written (not force-applied, not scaled, not
+// labelled): ownership is checked before any apply.
+func TestForeignSlotDeploymentIsNeverTakenOver(t *testing.T) {
+	c := newCluster(t, "foreignslot")
+	startManager(t, c.ns, &stubGates{})
+	c.target(t, "checkout")
+	ro := canaryRollout(c.ns, "checkout")
+	slot := ro.GetSlotDeploymentName(meshv1alpha1.SlotA)
+	foreign := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: slot, Namespace: c.ns, Labels: map[string]string{"team": "other"}}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To(int32(1)),
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}},
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "other"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "other", Image: "other:v1"}}},
+		},
+	}}
+	create(t, foreign)
+	create(t, ro)
+	r := c.waitRollout(t, "checkout", "Stalled", func(r *meshv1alpha1.Rollout) bool { return condIs(r, meshv1alpha1.ConditionStalled, "ApplyFailed") })
+	if msg := stalledMessage(r); !strings.Contains(msg, "Deployment "+slot) || !strings.Contains(msg, "not this Rollout's") {
+		t.Errorf("Stalled does not name the Deployment: %s", msg)
+	}
+	observe(2 * time.Second)
+	got := &appsv1.Deployment{}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(foreign), got); err != nil {
+		t.Fatal(err)
+	}
+	// The test's stand-in kubelet writes its status; nothing else may change.
+	if !equality.Semantic.DeepEqual(got.Spec, foreign.Spec) || !maps.Equal(got.Labels, foreign.Labels) || !maps.Equal(got.Annotations, foreign.Annotations) {
+		t.Errorf("the foreign Deployment was changed: labels %v, annotations %v, replicas %d, image %s", got.Labels, got.Annotations, *got.Spec.Replicas, got.Spec.Template.Spec.Containers[0].Image)
+	}
+	for _, m := range got.GetManagedFields() {
+		if m.Manager == traffic.FieldManager {
+			t.Errorf("Sluice manages fields of the foreign Deployment: %s %s", m.Operation, m.Subresource)
+		}
 	}
 }
