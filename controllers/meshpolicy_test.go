@@ -16,9 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
 func policyNamespace(t testing.TB, prefix string) string {
@@ -438,4 +440,47 @@ func TestMeshPolicyLinkerdCoversRolloutSlots(t *testing.T) {
 	if n := len(p.Status.Resources); n != 3 {
 		t.Errorf("resources %+v, want the three annotated Services", p.Status.Resources)
 	}
+}
+
+// A mesh's CRDs removed while the manager runs: the policy that names the mesh says it is not
+// installed (Stalled, no retry loop), and provider auto chooses again, without a restart.
+func TestMeshPolicyProviderCRDRemovedAtRunTime(t *testing.T) {
+	path, err := testenv.IstioCRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := envtest.CRDInstallOptions{Paths: []string{path}, MaxTime: time.Minute}
+	if _, err := envtest.InstallCRDs(env.Config, opts); err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	t.Cleanup(func() {
+		if !removed {
+			_ = envtest.UninstallCRDs(env.Config, opts)
+		}
+	})
+	named, auto := policyNamespace(t, "mp-crd-named"), policyNamespace(t, "mp-crd-auto")
+	createService(t, named)
+	createService(t, auto)
+	mtls := &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict}
+	createPolicy(t, named, "shop", meshv1alpha1.MeshPolicySpec{TargetRefs: targets("shop"), Provider: meshv1alpha1.ProviderIstio, MTLS: mtls})
+	createPolicy(t, auto, "shop", meshv1alpha1.MeshPolicySpec{TargetRefs: targets("shop"), MTLS: mtls})
+	applied := func(provider meshv1alpha1.Provider) func(*meshv1alpha1.MeshPolicy) bool {
+		return func(p *meshv1alpha1.MeshPolicy) bool {
+			return p.Status.Provider == provider && condition(p, meshv1alpha1.ConditionAccepted).Status == metav1.ConditionTrue &&
+				p.Status.ObservedGeneration == p.Generation
+		}
+	}
+	waitPolicy(t, named, "shop", "applied with istio", applied(meshv1alpha1.ProviderIstio))
+	waitPolicy(t, auto, "shop", "auto applied with istio (installed, first in order)", applied(meshv1alpha1.ProviderIstio))
+
+	if err := envtest.UninstallCRDs(env.Config, opts); err != nil {
+		t.Fatal(err)
+	}
+	removed = true
+	p := waitPolicy(t, named, "shop", "ProviderNotInstalled", readyIs(metav1.ConditionFalse, meshv1alpha1.ReasonProviderNotInstalled))
+	if c := condition(p, meshv1alpha1.ConditionStalled); c.Status != metav1.ConditionTrue {
+		t.Errorf("Stalled %+v, want True: only installing Istio again helps", c)
+	}
+	waitPolicy(t, auto, "shop", "auto chose again: linkerd", applied(meshv1alpha1.ProviderLinkerd))
 }

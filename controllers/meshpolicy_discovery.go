@@ -1,0 +1,145 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/policy/providers"
+)
+
+// servedKinds answers which kinds the cluster serves, for choosing a MeshPolicy's provider,
+// from discovery kept at most servedKindsTTL (and dropped when a provider's CRD comes or goes).
+// The manager's own REST mapper never forgets a kind: with it, a mesh CRD removed while the
+// manager runs would stay "installed", and every apply of that provider would fail with 404
+// forever. Everything but RESTMapping goes to the manager's mapper.
+type servedKinds struct {
+	meta.RESTMapper
+	discovery discovery.DiscoveryInterface
+	now       func() time.Time
+
+	mu    sync.Mutex
+	lists map[schema.GroupVersion]servedList
+}
+
+type servedList struct {
+	at     time.Time
+	kinds  map[string]meta.RESTScopeName // kind → scope; empty when the group version is not served
+	plural map[string]string             // kind → resource
+}
+
+// servedKindsTTL bounds how long a kind removed without an event (a missed watch) still looks
+// served.
+const servedKindsTTL = time.Minute
+
+func newServedKinds(mapper meta.RESTMapper, d discovery.DiscoveryInterface) *servedKinds {
+	return &servedKinds{RESTMapper: mapper, discovery: d, now: time.Now}
+}
+
+// RESTMapping maps a kind the cluster serves now (within the TTL); a kind it does not serve is
+// a NoKindMatchError, as from any mapper.
+func (s *servedKinds) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	if len(versions) == 0 {
+		return s.RESTMapper.RESTMapping(gk)
+	}
+	for _, v := range versions {
+		gv := schema.GroupVersion{Group: gk.Group, Version: v}
+		l, err := s.list(gv)
+		if err != nil {
+			return nil, err
+		}
+		if scope, ok := l.kinds[gk.Kind]; ok {
+			sc := meta.RESTScopeRoot
+			if scope == meta.RESTScopeNameNamespace {
+				sc = meta.RESTScopeNamespace
+			}
+			return &meta.RESTMapping{Resource: gv.WithResource(l.plural[gk.Kind]), GroupVersionKind: gv.WithKind(gk.Kind), Scope: sc}, nil
+		}
+	}
+	return nil, &meta.NoKindMatchError{GroupKind: gk, SearchedVersions: versions}
+}
+
+func (s *servedKinds) list(gv schema.GroupVersion) (servedList, error) {
+	s.mu.Lock()
+	l, ok := s.lists[gv]
+	s.mu.Unlock()
+	if ok && s.now().Sub(l.at) < servedKindsTTL {
+		return l, nil
+	}
+	l = servedList{at: s.now(), kinds: map[string]meta.RESTScopeName{}, plural: map[string]string{}}
+	res, err := s.discovery.ServerResourcesForGroupVersion(gv.String())
+	switch {
+	case apierrors.IsNotFound(err):
+		// Not served: an empty list.
+	case err != nil:
+		return l, err
+	default:
+		for _, r := range res.APIResources {
+			if strings.Contains(r.Name, "/") {
+				continue // a subresource
+			}
+			scope := meta.RESTScopeNameRoot
+			if r.Namespaced {
+				scope = meta.RESTScopeNameNamespace
+			}
+			l.kinds[r.Kind], l.plural[r.Kind] = scope, r.Name
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lists == nil {
+		s.lists = map[schema.GroupVersion]servedList{}
+	}
+	s.lists[gv] = l
+	return l, nil
+}
+
+// forget drops what discovery said: the next RESTMapping asks again.
+func (s *servedKinds) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lists = nil
+}
+
+// providerGroups are the API groups of the kinds the MeshPolicy providers write.
+func providerGroups() map[string]bool {
+	groups := map[string]bool{}
+	for _, p := range providers.All() {
+		for _, k := range p.Kinds() {
+			groups[k.Group] = true
+		}
+	}
+	return groups
+}
+
+// providerCRDChanged maps a CRD of a provider's group that came or went to every MeshPolicy:
+// provider auto may choose differently now, and a named provider may be installed or gone.
+func (r *MeshPolicyReconciler) providerCRDChanged(groups map[string]bool) func(context.Context, client.Object) []reconcile.Request {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		_, group, _ := strings.Cut(o.GetName(), ".") // <plural>.<group>
+		if !groups[group] {
+			return nil
+		}
+		if s, ok := r.Mapper.(*servedKinds); ok {
+			s.forget()
+		}
+		list := &meshv1alpha1.MeshPolicyList{}
+		if err := r.Client.List(ctx, list); err != nil {
+			return nil
+		}
+		out := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+		return out
+	}
+}
