@@ -57,6 +57,7 @@ type HealthGateSpec struct {
 	// Rollout's analysis interval, or to the gate's interval when evaluated on its own.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.window must be at least 1s"
 	Window *metav1.Duration `json:"window,omitempty"`
@@ -64,6 +65,7 @@ type HealthGateSpec struct {
 	// Interval between evaluations when the gate has a target. Defaults to 30s.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.interval must be at least 1s"
 	Interval *metav1.Duration `json:"interval,omitempty"`
@@ -99,6 +101,7 @@ type PrometheusSource struct {
 	// Timeout of one query. Defaults to 5s.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('5m')",message="spec.prometheus.timeout must be between 100ms and 5m"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`

@@ -201,12 +201,14 @@ type Timeouts struct {
 	// Request is the time a whole request may take, retries included.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	Request *metav1.Duration `json:"request,omitempty"`
 
 	// Idle is the time a connection may stay without traffic.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	Idle *metav1.Duration `json:"idle,omitempty"`
 }
@@ -226,6 +228,7 @@ type Retries struct {
 	// PerTryTimeout is the time one try may take.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	PerTryTimeout *metav1.Duration `json:"perTryTimeout,omitempty"`
 
@@ -272,12 +275,14 @@ type OutlierDetection struct {
 	// Interval between ejection sweeps. Defaults to 10s.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// BaseEjectionTime an endpoint stays ejected (multiplied by its ejection count). Defaults to 30s.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	BaseEjectionTime *metav1.Duration `json:"baseEjectionTime,omitempty"`
 
@@ -354,6 +359,7 @@ type HashCookie struct {
 	// TTL of the cookie the data plane sets when the request has none.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 }

@@ -64,6 +64,7 @@ type RolloutSpec struct {
 	// rolled back. Defaults to 10m.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="spec.progressDeadline must be at least 10s"
 	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
@@ -302,6 +303,7 @@ type CanaryStrategy struct {
 	// quick return to it finds warm pods. Defaults to 30s.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
 }
@@ -330,6 +332,7 @@ type PauseStep struct {
 	// Duration of the pause; unset waits for a promote action.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }
@@ -449,6 +452,7 @@ type BlueGreenStrategy struct {
 	// ScaleDownDelay keeps the old slot running this long after the switch. Defaults to 30s.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
 }
@@ -472,6 +476,7 @@ type RolloutAnalysis struct {
 	// Interval between gate checks. Defaults to 30s.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.analysis.interval must be at least 1s"
 	Interval *metav1.Duration `json:"interval,omitempty"`
@@ -506,6 +511,7 @@ type RolloutAnalysis struct {
 	// It is never promoted automatically while holding. Defaults to 10m.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	MaxHold *metav1.Duration `json:"maxHold,omitempty"`
 

@@ -40,6 +40,7 @@ var invalidCases = []invalidCase{
 	{"blue-green checks without spec.analysis", "rollout_bluegreen", `spec: {analysis: null}`, "spec.analysis"},
 	{"progressDeadline below 10s", "rollout_canary", `spec: {progressDeadline: 5s}`, "spec.progressDeadline"},
 	{"progressDeadline not a duration", "rollout_canary", `spec: {progressDeadline: ten minutes}`, "spec.progressDeadline"},
+	{"duration longer than 32 characters", "rollout_canary", `spec: {progressDeadline: 1m1m1m1m1m1m1m1m1m1m1m1m1m1m1m1m1m}`, "spec.progressDeadline"},
 	{"target is not a Deployment", "rollout_canary", `spec: {targetRef: {kind: StatefulSet}}`, "spec.targetRef.kind"},
 	{"target without name", "rollout_canary", `spec: {targetRef: {name: null}}`, "spec.targetRef.name"},
 	{"service port 0", "rollout_canary", `spec: {service: {port: 0}}`, "spec.service.port"},
@@ -90,6 +91,7 @@ var invalidCases = []invalidCase{
 	{"Prometheus address not a URL", "healthgate_success_rate", `spec: {prometheus: {addresses: ["prometheus:9090 "]}}`, "spec.prometheus.addresses"},
 	{"no Prometheus address", "healthgate_success_rate", `spec: {prometheus: {addresses: []}}`, "spec.prometheus.addresses"},
 	{"query timeout above 5m", "healthgate_success_rate", `spec: {prometheus: {timeout: 10m}}`, "spec.prometheus.timeout"},
+	{"query timeout longer than 32 characters", "healthgate_success_rate", `spec: {prometheus: {timeout: 1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s}}`, "spec.prometheus.timeout"},
 	{"noData unknown", "healthgate_success_rate", `spec: {noData: Maybe}`, "spec.noData"},
 	{"metric name not a DNS label", "healthgate_success_rate", `spec: {metrics: [{name: Success_Rate, builtin: request-success-rate, thresholdRange: {min: 1}}]}`, "spec.metrics[0].name"},
 	{"no metrics", "healthgate_success_rate", `spec: {metrics: []}`, "spec.metrics"},
@@ -116,6 +118,7 @@ var invalidCases = []invalidCase{
 	{"circuit breaker that sets nothing", "meshpolicy_payments", `spec: {circuitBreaker: {maxConnections: null, maxPendingRequests: null, outlierDetection: null}}`, "spec.circuitBreaker"},
 	{"timeouts that set nothing", "meshpolicy_payments", `spec: {timeouts: {request: null, idle: null}}`, "spec.timeouts"},
 	{"request timeout not a duration", "meshpolicy_payments", `spec: {timeouts: {request: 5 seconds}}`, "spec.timeouts.request"},
+	{"request timeout longer than 32 characters", "meshpolicy_payments", `spec: {timeouts: {request: 1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s}}`, "spec.timeouts.request"},
 }
 
 func TestInvalidObjectsAreRejectedNamingTheField(t *testing.T) {
