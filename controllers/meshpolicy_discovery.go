@@ -10,7 +10,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -38,8 +41,12 @@ type servedList struct {
 }
 
 // servedKindsTTL bounds how long a kind removed without an event (a missed watch) still looks
-// served.
-const servedKindsTTL = time.Minute
+// served; notServedTTL how long a group version looked up while its CRD was still being
+// established (discovery serves it a moment after the CRD's events) still looks missing.
+const (
+	servedKindsTTL = time.Minute
+	notServedTTL   = 5 * time.Second
+)
 
 func newServedKinds(mapper meta.RESTMapper, d discovery.DiscoveryInterface) *servedKinds {
 	return &servedKinds{RESTMapper: mapper, discovery: d, now: time.Now}
@@ -72,7 +79,11 @@ func (s *servedKinds) list(gv schema.GroupVersion) (servedList, error) {
 	s.mu.Lock()
 	l, ok := s.lists[gv]
 	s.mu.Unlock()
-	if ok && s.now().Sub(l.at) < servedKindsTTL {
+	ttl := servedKindsTTL
+	if len(l.kinds) == 0 {
+		ttl = notServedTTL
+	}
+	if ok && s.now().Sub(l.at) < ttl {
 		return l, nil
 	}
 	l = servedList{at: s.now(), kinds: map[string]meta.RESTScopeName{}, plural: map[string]string{}}
@@ -121,25 +132,41 @@ func providerGroups() map[string]bool {
 	return groups
 }
 
-// providerCRDChanged maps a CRD of a provider's group that came or went to every MeshPolicy:
-// provider auto may choose differently now, and a named provider may be installed or gone.
-func (r *MeshPolicyReconciler) providerCRDChanged(groups map[string]bool) func(context.Context, client.Object) []reconcile.Request {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
+// providerCRDChanged wakes every MeshPolicy when a CRD of a provider's group comes, changes
+// (its status too: Established) or goes: provider auto may choose differently now, and a named
+// provider may be installed or gone. Each is woken again once notServedTTL has passed, for a
+// CRD that discovery did not serve yet when the first wake-up looked.
+func (r *MeshPolicyReconciler) providerCRDChanged(groups map[string]bool) handler.TypedEventHandler[client.Object, reconcile.Request] {
+	wake := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		_, group, _ := strings.Cut(o.GetName(), ".") // <plural>.<group>
 		if !groups[group] {
-			return nil
+			return
 		}
 		if s, ok := r.Mapper.(*servedKinds); ok {
 			s.forget()
 		}
 		list := &meshv1alpha1.MeshPolicyList{}
 		if err := r.Client.List(ctx, list); err != nil {
-			return nil
+			return
 		}
-		out := make([]reconcile.Request, 0, len(list.Items))
 		for i := range list.Items {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+			q.Add(req)
+			q.AddAfter(req, notServedTTL+time.Second)
 		}
-		return out
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			wake(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			wake(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			wake(ctx, e.Object, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			wake(ctx, e.Object, q)
+		},
 	}
 }

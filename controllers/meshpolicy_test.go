@@ -442,13 +442,21 @@ func TestMeshPolicyLinkerdCoversRolloutSlots(t *testing.T) {
 	}
 }
 
-// A mesh's CRDs removed while the manager runs: the policy that names the mesh says it is not
-// installed (Stalled, no retry loop), and provider auto chooses again, without a restart.
+// A mesh's CRDs installed, then removed, while the manager runs: the policy that names the
+// mesh is applied once they are served, and says it is not installed once they are gone
+// (Stalled, no retry loop); provider auto chooses again each time, without a restart.
 func TestMeshPolicyProviderCRDRemovedAtRunTime(t *testing.T) {
 	path, err := testenv.IstioCRDs()
 	if err != nil {
 		t.Fatal(err)
 	}
+	named, auto := policyNamespace(t, "mp-crd-named"), policyNamespace(t, "mp-crd-auto")
+	createService(t, named)
+	createService(t, auto)
+	mtls := &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict}
+	createPolicy(t, named, "shop", meshv1alpha1.MeshPolicySpec{TargetRefs: targets("shop"), Provider: meshv1alpha1.ProviderIstio, MTLS: mtls})
+	waitPolicy(t, named, "shop", "ProviderNotInstalled before Istio is", readyIs(metav1.ConditionFalse, meshv1alpha1.ReasonProviderNotInstalled))
+
 	opts := envtest.CRDInstallOptions{Paths: []string{path}, MaxTime: time.Minute}
 	if _, err := envtest.InstallCRDs(env.Config, opts); err != nil {
 		t.Fatal(err)
@@ -459,11 +467,6 @@ func TestMeshPolicyProviderCRDRemovedAtRunTime(t *testing.T) {
 			_ = envtest.UninstallCRDs(env.Config, opts)
 		}
 	})
-	named, auto := policyNamespace(t, "mp-crd-named"), policyNamespace(t, "mp-crd-auto")
-	createService(t, named)
-	createService(t, auto)
-	mtls := &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict}
-	createPolicy(t, named, "shop", meshv1alpha1.MeshPolicySpec{TargetRefs: targets("shop"), Provider: meshv1alpha1.ProviderIstio, MTLS: mtls})
 	createPolicy(t, auto, "shop", meshv1alpha1.MeshPolicySpec{TargetRefs: targets("shop"), MTLS: mtls})
 	applied := func(provider meshv1alpha1.Provider) func(*meshv1alpha1.MeshPolicy) bool {
 		return func(p *meshv1alpha1.MeshPolicy) bool {
@@ -471,7 +474,7 @@ func TestMeshPolicyProviderCRDRemovedAtRunTime(t *testing.T) {
 				p.Status.ObservedGeneration == p.Generation
 		}
 	}
-	waitPolicy(t, named, "shop", "applied with istio", applied(meshv1alpha1.ProviderIstio))
+	waitPolicy(t, named, "shop", "applied with istio once it is installed", applied(meshv1alpha1.ProviderIstio))
 	waitPolicy(t, auto, "shop", "auto applied with istio (installed, first in order)", applied(meshv1alpha1.ProviderIstio))
 
 	if err := envtest.UninstallCRDs(env.Config, opts); err != nil {
