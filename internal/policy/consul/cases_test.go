@@ -71,14 +71,11 @@ func cases() []testCase {
 			spec: meshv1alpha1.MeshPolicySpec{
 				TargetRefs: policytest.Targets("payments"),
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
+				// Rules for any caller: Consul can't match a named source (see l4-authorization).
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
-					{
-						From: []meshv1alpha1.AuthorizationSource{sa("shop/checkout"), sa("shop/refunds")},
-						To:   []meshv1alpha1.AuthorizationDestination{{Methods: []meshv1alpha1.HTTPMethod{"GET", "POST"}, Paths: []string{"/api/*"}}},
-					},
-					{From: []meshv1alpha1.AuthorizationSource{sa("ops/prober")}, To: []meshv1alpha1.AuthorizationDestination{{Paths: []string{"/healthz"}}}},
+					{To: []meshv1alpha1.AuthorizationDestination{{Methods: []meshv1alpha1.HTTPMethod{"GET", "POST"}, Paths: []string{"/api/*"}}}},
+					{To: []meshv1alpha1.AuthorizationDestination{{Paths: []string{"/healthz"}}}},
 					{To: []meshv1alpha1.AuthorizationDestination{{Methods: []meshv1alpha1.HTTPMethod{"GET"}, Paths: []string{"/public/*", "/version"}}}},
-					{From: []meshv1alpha1.AuthorizationSource{sa("shop/admin")}},
 				}},
 				Timeouts:       &meshv1alpha1.Timeouts{Request: dur(5 * time.Second), Idle: dur(time.Minute)},
 				Retries:        &meshv1alpha1.Retries{Attempts: 3, RetryOn: []meshv1alpha1.RetryOn{"5xx", "reset", "connect-failure"}},
@@ -93,8 +90,8 @@ func cases() []testCase {
 			services: payments,
 		},
 		{
-			// Every partial and unsupported field. The namespace-only rule allows nobody; the
-			// namespace source of the second rule is dropped, its ServiceAccount kept.
+			// Every partial and unsupported field. Rules naming sources allow nobody, and
+			// mode Permissive next to authorization is written as strict.
 			name: "partial-and-unsupported",
 			spec: meshv1alpha1.MeshPolicySpec{
 				TargetRefs: policytest.Targets("payments"),
@@ -160,8 +157,8 @@ func cases() []testCase {
 			},
 		},
 		{
-			// L4 only: no protocol is set, intentions use actions. The same account name in
-			// two namespaces is one Consul source; the namespace-only rule allows nobody.
+			// L4 only: no protocol is set, the intention uses an action. Consul can't match the
+			// ServiceAccounts' or the namespace's sources, so the rules allow nobody.
 			name: "l4-authorization",
 			spec: meshv1alpha1.MeshPolicySpec{
 				TargetRefs: policytest.Targets("payments"),
@@ -187,10 +184,11 @@ func cases() []testCase {
 		{
 			// Consul CE: the Enterprise-only rate limit and locality are reported, not written,
 			// so the ServiceDefaults (mTLS mode) and ServiceResolver (balancing) still sync.
+			// Permissive without authorization is written as asked.
 			name: "community-edition",
 			spec: meshv1alpha1.MeshPolicySpec{
 				TargetRefs:   policytest.Targets("payments"),
-				MTLS:         &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
+				MTLS:         &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSPermissive},
 				RateLimit:    &meshv1alpha1.RateLimit{RequestsPerSecond: 50, Burst: ptr.To[int32](80)},
 				LoadBalancer: &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerLeastRequest},
 				Locality:     &meshv1alpha1.Locality{PreferClose: true},

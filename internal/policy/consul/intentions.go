@@ -1,8 +1,6 @@
 package consul
 
 import (
-	"fmt"
-	"sort"
 	"strings"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -22,9 +20,8 @@ func (p permission) key() string {
 	return p.exact + "\x00" + p.prefix + "\x00" + strings.Join(p.methods, ",")
 }
 
-// source is what one intention source may do: everything (all), or the listed permissions.
+// source is what the intention source "*" may do: everything (all), or the listed permissions.
 type source struct {
-	name  string
 	all   bool
 	perms []permission
 }
@@ -46,53 +43,25 @@ func (s *source) allow(all bool, perms []permission) {
 // l7 reports whether the source needs L7 permissions (and so protocol http).
 func (s *source) l7() bool { return !s.all && len(s.perms) > 0 }
 
-// intentionSources turns the rules into one source per calling service, sorted by name, and
-// the wildcard source last; nil without authorization.
+// anyCaller is what the rules with an empty from allow, as the source "*"; nil without
+// authorization.
 //
-// Consul enforces only the most specific intention source that matches a caller, so what any
-// source may do (a rule with an empty from) is copied into every named source; and a source
-// with permissions ends with a catch-all deny, because a request matching none of them would
-// otherwise fall to the cluster's default intention policy instead of being denied. Sources by
-// namespace are not expressible (see the matrix) and are left out: a rule with nothing but
-// them allows nobody, never everybody.
-func intentionSources(auth *meshv1alpha1.Authorization) ([]source, error) {
+// Consul CE knows a caller by its Consul service name alone: consul-k8s puts every Kubernetes
+// namespace in one Consul namespace, so neither a ServiceAccount's namespace nor a namespace
+// can be matched (see the matrix). A source named after the account would admit the services
+// of that name in every namespace, so rules that name sources are left out: they allow
+// nobody, never anybody else.
+func anyCaller(auth *meshv1alpha1.Authorization) *source {
 	if auth == nil {
-		return nil, nil
+		return nil
 	}
-	everyone := &source{name: wildcard}
-	named := map[string]*source{}
-	for i, rule := range auth.Rules {
-		all, perms := rulePermissions(rule.To)
+	s := &source{}
+	for _, rule := range auth.Rules {
 		if len(rule.From) == 0 {
-			everyone.allow(all, perms)
-			continue
-		}
-		for j, from := range rule.From {
-			if from.ServiceAccount == "" {
-				continue
-			}
-			_, name, ok := strings.Cut(from.ServiceAccount, "/")
-			if !ok || name == "" {
-				return nil, fmt.Errorf("spec.authorization.rules[%d].from[%d].serviceAccount %q: want <namespace>/<name>", i, j, from.ServiceAccount)
-			}
-			if named[name] == nil {
-				named[name] = &source{name: name}
-			}
-			named[name].allow(all, perms)
+			s.allow(rulePermissions(rule.To))
 		}
 	}
-	names := make([]string, 0, len(named))
-	for n := range named {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := make([]source, 0, len(names)+1)
-	for _, n := range names {
-		s := named[n]
-		s.allow(everyone.all, everyone.perms)
-		out = append(out, *s)
-	}
-	return append(out, *everyone), nil
+	return s
 }
 
 // rulePermissions: an empty to allows everything; else one permission per path (or one for
@@ -123,32 +92,29 @@ func rulePermissions(to []meshv1alpha1.AuthorizationDestination) (all bool, perm
 	return false, perms
 }
 
-// intentionsSpec is the ServiceIntentions spec for one destination service.
-func intentionsSpec(service string, sources []source) map[string]any {
-	list := make([]any, 0, len(sources))
-	for _, s := range sources {
-		list = append(list, sourceSpec(s))
-	}
+// intentionsSpec is the ServiceIntentions spec for one destination service: its one source,
+// "*", allows what the rules with an empty from allow and denies the rest.
+func intentionsSpec(service string, s *source) map[string]any {
 	return map[string]any{
 		"destination": map[string]any{"name": service},
-		"sources":     list,
+		"sources":     []any{sourceSpec(s)},
 	}
 }
 
-func sourceSpec(s source) map[string]any {
-	out := map[string]any{"name": s.name}
+func sourceSpec(s *source) map[string]any {
+	out := map[string]any{"name": wildcard}
 	switch {
 	case s.all:
 		out["action"] = "allow"
 	case len(s.perms) == 0:
-		// Only the wildcard source can be empty: nothing allowed from anyone else.
 		out["action"] = "deny"
 	default:
 		perms := make([]any, 0, len(s.perms)+1)
 		for _, p := range s.perms {
 			perms = append(perms, map[string]any{"action": "allow", "http": httpMatch(p)})
 		}
-		// Every request path starts with "/": this denies whatever the allows above missed.
+		// Every request path starts with "/": this denies whatever the allows above missed,
+		// which would otherwise fall to the cluster's default intention policy.
 		perms = append(perms, map[string]any{"action": "deny", "http": map[string]any{"pathPrefix": "/"}})
 		out["permissions"] = perms
 	}

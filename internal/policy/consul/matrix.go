@@ -15,13 +15,13 @@ const (
 // name Enterprise.
 func (Provider) Matrix() policy.Matrix {
 	return policy.Matrix{
-		"mtls.mode": {Level: policy.Partial, Note: "ServiceDefaults mutualTLSMode strict or permissive, which Consul enforces only for proxies in transparent mode (the consul-k8s default); permissive needs allowEnablingPermissiveMutualTLS: true in the cluster's Mesh entry and lets plaintext callers bypass intentions, and Disabled can't be expressed because mesh traffic is always mutual TLS."},
+		"mtls.mode": {Level: policy.Partial, Note: "ServiceDefaults mutualTLSMode strict or permissive, which Consul enforces only for proxies in transparent mode (the consul-k8s default). Permissive needs allowEnablingPermissiveMutualTLS: true in the cluster's Mesh entry, and with authorization it is reported unsupported and strict is written instead, since Consul does not enforce intentions on plaintext connections; Disabled is reported unsupported because mesh traffic is always mutual TLS."},
 
-		"authorization.rules":                     {Level: policy.Full, Note: "ServiceIntentions named after each Service, with one source per calling service and a final source \"*\" that denies everything else."},
-		"authorization.rules.from":                {Level: policy.Full, Note: "Intention sources; an empty from is the source \"*\", whose permissions are also copied into every named source because Consul applies only the most specific matching source."},
-		"authorization.rules.from.serviceAccount": {Level: policy.Partial, Note: "Intention source named after the ServiceAccount (with ACLs, consul-k8s requires it to equal the caller's Consul service name); its namespace is not matched, since Consul CE puts all Kubernetes namespaces in one Consul namespace."},
-		"authorization.rules.from.namespace":      {Level: policy.Unsupported, Note: "Consul CE has a single namespace for all of Kubernetes, and consul-k8s refuses intention sources that name a namespace, so callers can't be selected by Kubernetes namespace."},
-		"authorization.rules.to":                  {Level: policy.Full, Note: "L7 intention permissions, each source ending with a deny for every path; they need Consul protocol http, which Sluice sets in the ServiceDefaults."},
+		"authorization.rules":                     {Level: policy.Full, Note: "ServiceIntentions named after each Service, with the one source \"*\": it allows what the rules with an empty from allow and denies everything else."},
+		"authorization.rules.from":                {Level: policy.Full, Note: "An empty from is the intention source \"*\"; a rule that names sources allows nobody, since Consul can't match them (see serviceAccount and namespace)."},
+		"authorization.rules.from.serviceAccount": {Level: policy.Unsupported, Note: "Consul CE matches an intention source by Consul service name only, and consul-k8s puts all Kubernetes namespaces in one Consul namespace, so the ServiceAccount's namespace can't be matched: a source named after the account would also admit the services of that name in every other namespace. The source is left out, so its rule allows nobody."},
+		"authorization.rules.from.namespace":      {Level: policy.Unsupported, Note: "Consul CE has a single namespace for all of Kubernetes, and consul-k8s refuses intention sources that name a namespace, so callers can't be selected by Kubernetes namespace. The source is left out, so its rule allows nobody."},
+		"authorization.rules.to":                  {Level: policy.Full, Note: "L7 intention permissions of the source \"*\", ending with a deny for every path; they need Consul protocol http, which Sluice sets in the ServiceDefaults."},
 		"authorization.rules.to.methods":          {Level: policy.Full, Note: "Intention permissions http.methods."},
 		"authorization.rules.to.paths":            {Level: policy.Full, Note: "Intention permissions http.pathExact, or http.pathPrefix for a trailing \"*\"."},
 

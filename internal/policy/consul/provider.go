@@ -63,22 +63,20 @@ func (Provider) Translate(in policy.Input) (policy.Output, error) {
 		spec.RateLimit, spec.Locality = nil, nil
 	}
 
-	intentions, err := intentionSources(spec.Authorization)
-	if err != nil {
-		return policy.Output{}, err
-	}
-	out.Unsupported = append(out.Unsupported, mtlsGaps(spec)...)
-	targets, gaps := usableServices(in.Services, needsHTTP(spec, intentions))
+	callers := anyCaller(spec.Authorization)
+	mtlsMode, mtlsGaps := mutualTLSMode(spec)
+	out.Unsupported = append(out.Unsupported, mtlsGaps...)
+	targets, gaps := usableServices(in.Services, needsHTTP(spec, callers))
 	out.Unsupported = append(out.Unsupported, gaps...)
 
 	ns := in.Policy.Namespace
 	var defaults, ixns, resolvers, routers []*unstructured.Unstructured
 	for _, t := range targets {
-		if s := serviceDefaultsSpec(spec, t); s != nil {
+		if s := serviceDefaultsSpec(spec, t, mtlsMode); s != nil {
 			defaults = append(defaults, object(kindServiceDefaults, ns, t.name, s))
 		}
-		if intentions != nil {
-			ixns = append(ixns, object(kindServiceIntentions, ns, t.name, intentionsSpec(t.name, intentions)))
+		if callers != nil {
+			ixns = append(ixns, object(kindServiceIntentions, ns, t.name, intentionsSpec(t.name, callers)))
 		}
 		if s := resolverSpec(spec); s != nil {
 			resolvers = append(resolvers, object(kindServiceResolver, ns, t.name, s))

@@ -79,7 +79,9 @@ func cases(ns string) []tcase {
 			LoadBalancer:   &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerRandom},
 		}, policytest.Service(ns, "checkout", 8080))},
 
-		// Several targets, one with two ports: one object of each kind per Service.
+		// Several targets, one with two ports: one object of each kind per Service. Web's
+		// named targetPort gets neither the PERMISSIVE mode nor the rules, which Istio would
+		// have to set for the whole pods.
 		{name: "multi-target", in: input("storefront", meshv1alpha1.MeshPolicySpec{
 			TargetRefs:    policytest.Targets("web", "api"),
 			MTLS:          &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSPermissive},

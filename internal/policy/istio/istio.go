@@ -48,7 +48,7 @@ func (provider) Translate(in policy.Input) (policy.Output, error) {
 	traffic := trafficPolicy(spec, g)
 	route := httpRoute(spec, g)
 	mode := mtlsMode(spec, g)
-	rules := authorizationRules(spec, g)
+	identityGaps(spec, g)
 
 	var drs, pas, aps, vss []*unstructured.Unstructured
 	for i := range in.Services {
@@ -71,14 +71,23 @@ func (provider) Translate(in policy.Input) (policy.Output, error) {
 		// PeerAuthentication and AuthorizationPolicy select pods: without a Service
 		// selector there is nothing to select, and an empty selector would cover the
 		// whole namespace.
+		ports := targetPorts(svc)
 		if mode != "" {
 			if sel, ok := podSelector(svc, "mtls.mode", "PeerAuthentication", g); ok {
-				pas = append(pas, obj(peerAuthenticationGVK, peerAuthenticationSpec(sel, mode)))
+				if pa := peerAuthenticationSpec(sel, mode, ports); pa != nil {
+					pas = append(pas, obj(peerAuthenticationGVK, pa))
+				}
+				if mode != mtlsModes[meshv1alpha1.MTLSStrict] {
+					g.named("mtls.mode", ports.named)
+				}
 			}
 		}
 		if spec.Authorization != nil {
 			if sel, ok := podSelector(svc, "authorization.rules", "AuthorizationPolicy", g); ok {
-				aps = append(aps, obj(authorizationGVK, authorizationPolicySpec(sel, rules)))
+				aps = append(aps, obj(authorizationGVK, authorizationPolicySpec(sel, authorizationRules(spec, ports.numbers))))
+				if len(spec.Authorization.Rules) > 0 {
+					g.named("authorization.rules", ports.named)
+				}
 			}
 		}
 	}

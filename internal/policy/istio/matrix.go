@@ -9,8 +9,6 @@ const (
 	routeCaveat = "; sidecars use one VirtualService per host, so it would conflict with another VirtualService for the Service, and it does not apply to traffic from ingress gateways. For a Service a GAMMA HTTPRoute routes (a Rollout's east-west route), the route's rules get timeouts.request and retry instead (retry needs the Gateway API experimental channel)"
 	// Envoy's circuit breakers count per proxy, not per destination.
 	perCaller = ", counted by each calling sidecar on its own, so the Service can see that limit from every caller at once"
-	// PeerAuthentication and AuthorizationPolicy select workloads, not Services.
-	perPods = ", so it covers every port of those pods and every other Service that selects them"
 	// Peer identities come from the caller's mTLS certificate.
 	needsMTLS   = "; the caller needs an Istio mTLS identity, so plaintext callers are denied"
 	noRateLimit = "Istio has no rate-limit resource: its local rate limit takes an EnvoyFilter, which has no compatibility guarantee across Istio versions"
@@ -21,13 +19,13 @@ func matrix() policy.Matrix {
 	partial := func(note string) policy.Support { return policy.Support{Level: policy.Partial, Note: note} }
 	unsupported := func(note string) policy.Support { return policy.Support{Level: policy.Unsupported, Note: note} }
 	return policy.Matrix{
-		"mtls.mode": partial("PeerAuthentication (STRICT, PERMISSIVE or DISABLE) selecting the Service's pods by its selector" + perPods),
+		"mtls.mode": partial("PeerAuthentication selecting the Service's pods by its selector: STRICT for the whole pods, so their ports serving other Services get stricter too; PERMISSIVE and DISABLE only on the Service's target ports (portLevelMtls), as they would loosen the other ports, and a target port given by name is reported unsupported for them, since Istio takes ports by number"),
 
-		"authorization.rules":                     partial("ALLOW AuthorizationPolicy selecting the Service's pods by its selector (without rules it matches nothing: deny all)" + perPods),
-		"authorization.rules.from":                full("AuthorizationPolicy rules[].from[].source; an empty list allows any caller"),
-		"authorization.rules.from.serviceAccount": full(`source.principals "*/ns/<namespace>/sa/<name>", in any trust domain` + needsMTLS),
-		"authorization.rules.from.namespace":      full("source.namespaces" + needsMTLS),
-		"authorization.rules.to":                  full("AuthorizationPolicy rules[].to[].operation; an empty list allows any request"),
+		"authorization.rules":                     partial("ALLOW AuthorizationPolicy selecting the Service's pods by its selector, each rule limited to the Service's target ports (without rules it matches nothing: deny all); Istio then also denies the pods' other ports, those of other Services included, unless another ALLOW policy allows them, and a target port given by name is reported unsupported and denied, since Istio matches ports by number"),
+		"authorization.rules.from":                full("AuthorizationPolicy rules[].from[].source.principals; an empty list allows any caller"),
+		"authorization.rules.from.serviceAccount": full(`source.principals "cluster.local/ns/<namespace>/sa/<name>", which Istio reads in the mesh's trust domain and its aliases` + needsMTLS),
+		"authorization.rules.from.namespace":      full(`source.principals "cluster.local/ns/<namespace>/sa/*": the namespace's service accounts in the mesh's trust domain and its aliases (source.namespaces would match any trust domain)` + needsMTLS),
+		"authorization.rules.to":                  full("AuthorizationPolicy rules[].to[].operation, with the Service's target ports; an empty list allows any request to those ports"),
 		"authorization.rules.to.methods":          full("operation.methods; HTTP only: on a plain TCP port a rule naming methods matches nothing"),
 		"authorization.rules.to.paths":            full(`operation.paths, exact or prefix ("/api/*"), matched after Istio's path normalization; HTTP only`),
 

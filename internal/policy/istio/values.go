@@ -18,6 +18,10 @@ type gaps struct {
 	// that needed one.
 	noSelector map[string]*selectorGap
 	order      []string
+	// namedPorts: per field, the Service ports that reach their pods by a port name (see
+	// namedPortReasons), in the order met.
+	namedPorts map[string][]string
+	namedOrder []string
 }
 
 type selectorGap struct {
@@ -25,11 +29,32 @@ type selectorGap struct {
 	services []string
 }
 
+// namedPortReasons say, per field, why a port named rather than numbered can't be expressed.
+var namedPortReasons = map[string]string{
+	"mtls.mode":           "targetPort is a name for %s: Istio sets a PERMISSIVE or DISABLE mode for a port by its number only (PeerAuthentication portLevelMtls), and set for the whole pods it would loosen their other ports too, so it is not set for these ports; use numeric targetPorts",
+	"authorization.rules": "targetPort is a name for %s: Istio's AuthorizationPolicy matches ports by number only, and without ports the rules would also allow their callers on the pods' other ports, so they are not applied to these ports, whose requests are denied; use numeric targetPorts",
+}
+
 func (g *gaps) add(field, reason string) {
 	g.fields = append(g.fields, meshv1alpha1.UnsupportedField{Field: field, Reason: reason})
 }
 
-// list is every gap, one entry per field, sorted by field.
+// named records Service ports that field can't cover because they name their container port.
+func (g *gaps) named(field string, ports []string) {
+	if len(ports) == 0 {
+		return
+	}
+	if g.namedPorts == nil {
+		g.namedPorts = map[string][]string{}
+	}
+	if _, ok := g.namedPorts[field]; !ok {
+		g.namedOrder = append(g.namedOrder, field)
+	}
+	g.namedPorts[field] = append(g.namedPorts[field], ports...)
+}
+
+// list is every gap, one entry per field (several reasons joined, so none is lost), sorted by
+// field.
 func (g *gaps) list() []meshv1alpha1.UnsupportedField {
 	out := append([]meshv1alpha1.UnsupportedField{}, g.fields...)
 	for _, field := range g.order {
@@ -40,11 +65,39 @@ func (g *gaps) list() []meshv1alpha1.UnsupportedField {
 		}
 		out = append(out, meshv1alpha1.UnsupportedField{Field: field, Reason: reason})
 	}
+	for _, field := range g.namedOrder {
+		reason := fmt.Sprintf(namedPortReasons[field], strings.Join(g.namedPorts[field], ", "))
+		out = append(out, meshv1alpha1.UnsupportedField{Field: field, Reason: reason})
+	}
 	if len(out) == 0 {
 		return nil
 	}
+	return joinReasons(out)
+}
+
+// joinReasons merges the entries of a field into one, reasons joined by "; ", sorted by field.
+func joinReasons(fields []meshv1alpha1.UnsupportedField) []meshv1alpha1.UnsupportedField {
+	reasons := map[string][]string{}
+	var order []string
+	for _, f := range fields {
+		if _, ok := reasons[f.Field]; !ok {
+			order = append(order, f.Field)
+		}
+		reasons[f.Field] = append(reasons[f.Field], f.Reason)
+	}
+	out := make([]meshv1alpha1.UnsupportedField, 0, len(order))
+	for _, field := range order {
+		reason := strings.Join(reasons[field], "; ")
+		if len(reason) > maxReason {
+			reason = reason[:maxReason-3] + "..."
+		}
+		out = append(out, meshv1alpha1.UnsupportedField{Field: field, Reason: reason})
+	}
 	return policy.Merge(nil, out...)
 }
+
+// maxReason is status.unsupported[].reason's length limit.
+const maxReason = 1024
 
 // podSelector is the Service's pod selector as matchLabels, or records the gap on field when
 // the Service has none (its endpoints are managed by hand).

@@ -67,8 +67,9 @@ func cases() []testCase {
 				MTLS:       &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSStrict},
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
 					{
+						// /api too: Linkerd's prefix /api/* takes it in.
 						From: []meshv1alpha1.AuthorizationSource{sa("shop/checkout"), fromNS("billing")},
-						To:   []meshv1alpha1.AuthorizationDestination{to(methods("GET", "POST"), "/api/*")},
+						To:   []meshv1alpha1.AuthorizationDestination{to(methods("GET", "POST"), "/api", "/api/*")},
 					},
 					{From: []meshv1alpha1.AuthorizationSource{fromNS("monitoring")}},
 					{To: []meshv1alpha1.AuthorizationDestination{to(nil, "/healthz")}},
@@ -132,14 +133,16 @@ func cases() []testCase {
 		},
 		{
 			// Value-dependent gaps: a Service without a selector, a UDP port, a path prefix
-			// that ends inside a segment, and an exact path tied with a prefix of the same value.
+			// that ends inside a segment, an exact path tied with a prefix of the same value,
+			// and a prefix that would also admit the path of its segment (left out).
 			name: "value-gaps",
 			spec: meshv1alpha1.MeshPolicySpec{
 				TargetRefs: policytest.Targets("payments", "external", "dns"),
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
 					{From: []meshv1alpha1.AuthorizationSource{sa("shop/web")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/static*")}},
 					{From: []meshv1alpha1.AuthorizationSource{sa("shop/admin")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/admin")}},
-					{From: []meshv1alpha1.AuthorizationSource{sa("shop/ops")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/admin/*")}},
+					{From: []meshv1alpha1.AuthorizationSource{sa("shop/ops")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/admin", "/admin/*")}},
+					{From: []meshv1alpha1.AuthorizationSource{sa("shop/cdn")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/assets/*")}},
 				}},
 				LoadBalancer: &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerRoundRobin},
 			},
@@ -168,8 +171,8 @@ func cases() []testCase {
 			spec: meshv1alpha1.MeshPolicySpec{
 				TargetRefs: policytest.Targets("payments"),
 				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{
-					{From: []meshv1alpha1.AuthorizationSource{sa("shop/checkout")}, To: []meshv1alpha1.AuthorizationDestination{to(methods("POST"), "/api/*")}},
-					{From: []meshv1alpha1.AuthorizationSource{sa("shop/reports")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/api/v1/*", "/api/v1/export")}},
+					{From: []meshv1alpha1.AuthorizationSource{sa("shop/checkout")}, To: []meshv1alpha1.AuthorizationDestination{to(methods("POST"), "/api", "/api/*")}},
+					{From: []meshv1alpha1.AuthorizationSource{sa("shop/reports")}, To: []meshv1alpha1.AuthorizationDestination{to(nil, "/api/v1", "/api/v1/*", "/api/v1/export")}},
 					{From: []meshv1alpha1.AuthorizationSource{fromNS("ops")}},
 					{To: []meshv1alpha1.AuthorizationDestination{to(methods("GET"), "/healthz", "/readyz")}},
 				}},

@@ -3,6 +3,8 @@ package linkerd
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -67,13 +69,14 @@ func (a httpMatch) score() (int, bool) { return len(a.path.value), a.method != "
 
 // TestPlanRoutesSimulated checks planRoutes against a simulation of Linkerd on random rule
 // sets: for every request, the route Linkerd picks must carry exactly the callers of the rules
-// that allow the request; two routes may tie only where a gap is reported.
+// whose matches take it in, two routes may tie only where a gap is reported, and no caller may
+// be allowed a request its rules do not allow as the API means them.
 func TestPlanRoutesSimulated(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	paths := []string{"/", "/a", "/a/", "/a/b", "/ab", "/b", "/*", "/a/*", "/a/b/*", "/b/*", "/ab/*"}
+	paths := []string{"/", "/a", "/a/", "/a/b", "/ab", "/b", "/*", "/a/*", "/a/b/*", "/b/*", "/ab/*", "/a*", "/a//*"}
 	verbs := []meshv1alpha1.HTTPMethod{"GET", "POST", "PUT"}
 	var requests []request
-	for _, p := range []string{"/", "/a", "/a/", "/a/b", "/a/b/", "/a/b/c", "/a/x", "/ab", "/abc", "/b", "/b/x", "/c"} {
+	for _, p := range []string{"/", "/a", "/a/", "/a//", "/a//x", "/a/b", "/a/b/", "/a/b/c", "/a/x", "/ab", "/abc", "/b", "/b/x", "/c"} {
 		for _, m := range verbs {
 			requests = append(requests, request{string(m), p})
 		}
@@ -101,9 +104,9 @@ func TestPlanRoutesSimulated(t *testing.T) {
 		}
 		g := &gaps{}
 		groups, catchAll := planRoutes(rules, g)
-		tied := len(g.reasons["authorization.rules.to.paths"]) > 0
+		tied := slices.ContainsFunc(g.reasons["authorization.rules.to.paths"], func(r string) bool { return strings.Contains(r, "alike") })
 		for _, r := range requests {
-			var want clients
+			var want, allowed clients
 			for i := range rules {
 				for _, d := range destinations(&rules[i], &gaps{}) {
 					if d.matchesRequest(r) {
@@ -111,6 +114,12 @@ func TestPlanRoutesSimulated(t *testing.T) {
 						break
 					}
 				}
+				if ruleAllows(&rules[i], r.method, r.path) {
+					allowed.add(&rules[i])
+				}
+			}
+			if !within(want, allowed) {
+				t.Fatalf("iteration %d, %v: Linkerd would allow %q, the rules only %q\nrules: %+v", iter, r, want.key(), allowed.key(), rules)
 			}
 			best, bestGroups := -1, map[int]bool{}
 			bestMethod := false
@@ -130,12 +139,19 @@ func TestPlanRoutesSimulated(t *testing.T) {
 			}
 			switch {
 			case len(bestGroups) == 0:
-				if !want.none() || !catchAll {
+				// Without any route, Linkerd judges every request by the Server-wide rules,
+				// as it does the requests of the catch-all route.
+				if !want.none() || (!catchAll && len(groups) > 0) {
 					t.Fatalf("iteration %d, %v: no route matches (catch-all %v), want callers %q\nrules: %+v", iter, r, catchAll, want.key(), rules)
 				}
 			case len(bestGroups) > 1:
 				if !tied {
 					t.Fatalf("iteration %d, %v: routes tie and no gap was reported\nrules: %+v", iter, r, rules)
+				}
+				for gi := range bestGroups {
+					if !within(groups[gi].clients, allowed) {
+						t.Fatalf("iteration %d, %v: a tied route allows %q, the rules only %q\nrules: %+v", iter, r, groups[gi].clients.key(), allowed.key(), rules)
+					}
 				}
 			default:
 				for gi := range bestGroups {
@@ -146,4 +162,25 @@ func TestPlanRoutesSimulated(t *testing.T) {
 			}
 		}
 	}
+}
+
+// within reports whether every caller c allows, allowed allows too.
+func within(c, allowed clients) bool {
+	if allowed.any {
+		return true
+	}
+	if c.any {
+		return false
+	}
+	for sa := range c.serviceAccounts {
+		if !allowed.serviceAccounts[sa] {
+			return false
+		}
+	}
+	for ns := range c.namespaces {
+		if !allowed.namespaces[ns] {
+			return false
+		}
+	}
+	return true
 }

@@ -24,7 +24,7 @@ func matrix() policy.Matrix {
 		"authorization.rules.from.namespace":      full("MeshTLSAuthentication identityRefs kind Namespace" + needsMesh),
 		"authorization.rules.to":                  partial("policy.linkerd.io HTTPRoutes attached to the Servers, after which Linkerd no longer allows kubelet probes on those ports by itself: allow the probe paths with a rule with an empty from (under mtls Strict probes are refused, as kubelet is not meshed)"),
 		"authorization.rules.to.methods":          full("HTTPRoute matches[].method"),
-		"authorization.rules.to.paths":            partial("HTTPRoute Exact or PathPrefix matches; Linkerd matches prefixes by whole segments, so /api/* also admits /api, and a prefix ending inside a segment (/ap*) is reported unsupported"),
+		"authorization.rules.to.paths":            full("HTTPRoute Exact or PathPrefix matches. Linkerd matches prefixes by whole segments, so /api/* would also admit /api: unless the rule allows /api as well, the prefix is left out (its requests refused) and reported unsupported, as is a prefix ending inside a segment (/ap*, which Linkerd can only apply as /ap/*, refusing /apple)"),
 
 		"timeouts.request": full("Service annotation timeout.linkerd.io/request" + byCallers),
 		"timeouts.idle":    partial("Service annotation timeout.linkerd.io/idle, which limits how long one request may stay idle rather than a connection" + byCallers),

@@ -2,6 +2,8 @@ package linkerd
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 )
@@ -14,6 +16,8 @@ type routeGroup struct {
 }
 
 // destinations is a rule's to[] as matches: each method with each path (an empty list is any).
+// A match Linkerd would apply to more requests than the rule allows is left out (see
+// widerMatch): its requests are refused rather than allowed.
 func destinations(r *meshv1alpha1.AuthorizationRule, g *gaps) []httpMatch {
 	var out []httpMatch
 	for _, to := range r.To {
@@ -24,26 +28,82 @@ func destinations(r *meshv1alpha1.AuthorizationRule, g *gaps) []httpMatch {
 				methods = append(methods, string(m))
 			}
 		}
-		paths := []pathMatch{anyRequest.path}
-		if len(to.Paths) > 0 {
-			paths = paths[:0]
-			for _, p := range to.Paths {
+		paths := to.Paths
+		if len(paths) == 0 {
+			paths = []string{"/*"}
+		}
+		for _, m := range methods {
+			for _, p := range paths {
 				pm, aligned := translatePath(p)
 				if !aligned {
 					g.add("authorization.rules.to.paths", fmt.Sprintf(
 						"Linkerd matches path prefixes by whole segments, so %s is applied as %s and leaves out longer names in its last segment",
 						p, httpMatch{path: pm}))
 				}
-				paths = append(paths, pm)
-			}
-		}
-		for _, m := range methods {
-			for _, p := range paths {
-				out = append(out, httpMatch{method: m, path: p})
+				if reason := widerMatch(r, m, p); reason != "" {
+					g.add("authorization.rules.to.paths", reason)
+					continue
+				}
+				out = append(out, httpMatch{method: m, path: pm})
 			}
 		}
 	}
 	return out
+}
+
+// widerMatch says why Linkerd's match for method and the API path p would allow requests the
+// rule does not, "" when it would not. Linkerd matches a prefix by whole segments and ignores
+// its trailing slashes, so "/api/*" also takes in "/api" itself: the rule must allow that path
+// too. A prefix ending in two slashes takes in every path under the segment before them.
+func widerMatch(r *meshv1alpha1.AuthorizationRule, method, p string) string {
+	prefix, ok := strings.CutSuffix(p, "*")
+	if !ok || !strings.HasSuffix(prefix, "/") || prefix == "/" {
+		return ""
+	}
+	bare := strings.TrimSuffix(prefix, "/")
+	if bare == "" || strings.HasSuffix(bare, "/") {
+		return fmt.Sprintf("Linkerd ignores the trailing slashes of a path prefix, so %s would also allow the paths under %s; it is left out, and its requests refused",
+			withMethod(method, p), strings.TrimRight(prefix, "/")+"/")
+	}
+	if ruleAllows(r, method, bare) {
+		return ""
+	}
+	return fmt.Sprintf("Linkerd matches path prefixes by whole segments, so %s would also allow %s, which the rule does not; it is left out, and its requests refused (list %s in the rule's paths to allow both)",
+		withMethod(method, p), withMethod(method, bare), bare)
+}
+
+// ruleAllows reports whether the rule allows a request of method ("" for any method) to path,
+// as the API means its paths: an exact path, or a string prefix before a trailing "*".
+func ruleAllows(r *meshv1alpha1.AuthorizationRule, method, path string) bool {
+	for _, to := range r.To {
+		if len(to.Methods) > 0 && (method == "" || !slices.Contains(to.Methods, meshv1alpha1.HTTPMethod(method))) {
+			continue
+		}
+		if len(to.Paths) == 0 {
+			return true
+		}
+		if slices.ContainsFunc(to.Paths, func(p string) bool { return pathAllows(p, path) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathAllows: the API path p (exact, or a prefix before a trailing "*") takes in path.
+func pathAllows(p, path string) bool {
+	if prefix, ok := strings.CutSuffix(p, "*"); ok {
+		return strings.HasPrefix(path, prefix)
+	}
+	return p == path
+}
+
+// withMethod writes a request as the API's fields do, for messages: "GET /api/*", or the path
+// alone for any method.
+func withMethod(method, path string) string {
+	if method == "" {
+		return path
+	}
+	return method + " " + path
 }
 
 // planRoutes groups the matches of the rules that have a to[] by the callers allowed on them.

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -260,4 +262,54 @@ func ApplyWithRoutes(t *testing.T, cfg *rest.Config, in policy.Input, out policy
 		objs = append(objs, RouteWith(t, in.Policy.Name, svc, out.Rules))
 	}
 	Apply(t, cfg, objs)
+}
+
+// Ready is the Ready condition the MeshPolicy controller sets for a translation: False, reason
+// UnsupportedFields, when the matrix or the translation reports a field unsupported; else True,
+// reason AppliedWithDifferences when the matrix marks a set field partial.
+func Ready(p policy.Provider, in policy.Input, out policy.Output) metav1.Condition {
+	unsupported, partial := policy.Check(p.Matrix(), &in.Policy.Spec)
+	unsupported = policy.Merge(unsupported, out.Unsupported...)
+	o := policy.Outcome{Partial: policy.Merge(partial), Summary: "translated"}
+	if len(unsupported) > 0 {
+		o = policy.Outcome{Reason: meshv1alpha1.ReasonUnsupportedFields, Stalled: true, Message: "unsupported fields"}
+	}
+	pol := in.Policy.DeepCopy()
+	policy.SetConditions(pol, o, time.Now())
+	return *meta.FindStatusCondition(pol.Status.Conditions, meshv1alpha1.ConditionReady)
+}
+
+// RequireUnsupported fails the test unless the translation leaves the policy not Ready, with
+// field in status.unsupported and each of words in its reason: a field the provider could only
+// express by allowing more than the policy says must never count as applied.
+func RequireUnsupported(t *testing.T, p policy.Provider, in policy.Input, out policy.Output, field string, words ...string) {
+	t.Helper()
+	if ready := Ready(p, in, out); ready.Status != metav1.ConditionFalse || ready.Reason != meshv1alpha1.ReasonUnsupportedFields {
+		t.Errorf("Ready = %s (%s), want False (%s)", ready.Status, ready.Reason, meshv1alpha1.ReasonUnsupportedFields)
+	}
+	unsupported, _ := policy.Check(p.Matrix(), &in.Policy.Spec)
+	for _, u := range policy.Merge(unsupported, out.Unsupported...) {
+		if u.Field != field {
+			continue
+		}
+		for _, w := range words {
+			if !strings.Contains(u.Reason, w) {
+				t.Errorf("the reason for %s does not say %q: %s", field, w, u.Reason)
+			}
+		}
+		return
+	}
+	t.Errorf("%s is not reported unsupported; status.unsupported would be %+v, out.Unsupported %+v", field, unsupported, out.Unsupported)
+}
+
+// Specs are the spec of each object of kind in out, in output order.
+func Specs(out policy.Output, kind string) []map[string]any {
+	var specs []map[string]any
+	for _, o := range out.Objects {
+		if o.GetKind() == kind {
+			spec, _ := o.Object["spec"].(map[string]any)
+			specs = append(specs, spec)
+		}
+	}
+	return specs
 }
