@@ -302,6 +302,17 @@ func RequireUnsupported(t *testing.T, p policy.Provider, in policy.Input, out po
 	t.Errorf("%s is not reported unsupported; status.unsupported would be %+v, out.Unsupported %+v", field, unsupported, out.Unsupported)
 }
 
+// RequireOutcome fails the test unless the translation leaves the policy not Ready with field
+// unsupported (its reason saying each of words), or, when field is "", Ready.
+func RequireOutcome(t *testing.T, p policy.Provider, in policy.Input, out policy.Output, field string, words ...string) {
+	t.Helper()
+	if field != "" {
+		RequireUnsupported(t, p, in, out, field, words...)
+	} else if ready := Ready(p, in, out); ready.Status != metav1.ConditionTrue {
+		t.Errorf("Ready = %s (%s), want True: the policy is expressed; unsupported %+v", ready.Status, ready.Reason, out.Unsupported)
+	}
+}
+
 // Specs are the spec of each object of kind in out, in output order.
 func Specs(out policy.Output, kind string) []map[string]any {
 	var specs []map[string]any
