@@ -316,10 +316,13 @@ func TestDashboardsAndAlertsUseExportedMetrics(t *testing.T) {
 
 	// 1. A good release: gathered while its gate passes at 20%, and once promoted.
 	c.setImage(t, "checkout", "demo:v2")
-	c.waitRollout(t, "checkout", "a passing check at 20%", func(r *meshv1alpha1.Rollout) bool {
-		return r.Status.CanaryWeight == 20 && r.Status.Analysis != nil && r.Status.Analysis.Passed >= 1
+	// Gathered at every poll: the gate's value is exported only until the next check replaces
+	// it (an inconclusive check right after the weight moved carries none), a second later.
+	c.waitRollout(t, "checkout", "a passing check at 20% whose value is exported", func(r *meshv1alpha1.Rollout) bool {
+		gather(t, seen)
+		_, valueSeen := seen["sluice_rollout_gate_value"]
+		return r.Status.CanaryWeight == 20 && r.Status.Analysis != nil && r.Status.Analysis.Passed >= 1 && valueSeen
 	})
-	gather(t, seen)
 	r := c.healthyOn(t, "checkout", meshv1alpha1.SlotB)
 	gather(t, seen)
 	// Every check the release recorded in status was counted once, by its verdict.

@@ -537,6 +537,16 @@ func (m *machine) promoting() {
 		m.event(false, ReasonPromoting, "moving all traffic to revision %s in slot %s", m.st.CanaryRevision, canary)
 	}
 	m.st.Phase = meshv1alpha1.PhasePromoting
+	if !m.canaryProven() {
+		// The proof on record is no longer the canary's: a late proof of a split the route
+		// carried before (the stable slot's probe) replaced it. No weight moves until the data
+		// plane shows again that the canary answers.
+		m.st.CanaryWeight = 0
+		m.setTraffic(0, false, 0)
+		m.waitFor(ReasonWaitingForDataPlane, "promotion: proving that slot %s answers through the data plane before it gets traffic: %s",
+			canary, m.dataPlaneMessage())
+		return
+	}
 	m.st.CanaryWeight = 100
 	m.setTraffic(100, false, 0)
 	if !m.trafficInForce() {
@@ -753,8 +763,15 @@ func (m *machine) dataPlaneMessage() string {
 	return "waiting for the probe"
 }
 
-// holdTraffic keeps the weights, matches and mirror of the current step.
+// holdTraffic keeps the weights, matches and mirror of the current step, unless the proof on
+// record is no longer the canary's (a late proof of an earlier split replaced it): then the
+// canary gets nothing until the data plane shows again that it answers.
 func (m *machine) holdTraffic() {
+	if !m.canaryProven() {
+		m.st.CanaryWeight = 0
+		m.setTraffic(0, false, 0)
+		return
+	}
 	m.setTraffic(m.st.CanaryWeight, true, m.mirrorPercent())
 }
 

@@ -585,6 +585,25 @@ func TestDataPlaneProof(t *testing.T) {
 		{"initialization: Healthy only once the stable slot is proven served", mv1.RolloutStatus{StableSlot: a, Replicas: 3, ReleaseStartTime: at(-time.Minute)},
 			obs(r1, ready(r1), SlotState{}, probing(route(100, 0), a, r1, "s0")),
 			want{phase: mv1.PhaseInitializing, conds: map[string]string{"Ready": "False/WaitingForTraffic"}}},
+		// A late proof of the split the route carried before (the stable slot's probe) replaces
+		// the canary's proof: no weight moves, or stays, until the canary is proven again.
+		{"promoting: a late proof of the stable slot's split takes the weight back", with(releasing(5, 100), func(s *mv1.RolloutStatus) { s.Phase = mv1.PhasePromoting }),
+			with(obs(r2, ready(r1), ready(r2), probing(route(100, 0), a, r1, "s0")), func(o *Observations) {
+				o.Traffic.Proof = &Proof{Split: "s0", OK: true, Probed: true}
+			}),
+			want{phase: mv1.PhasePromoting, weightB: i32(0), conds: map[string]string{"Reconciling": "True/WaitingForDataPlane"}, check: func(t *testing.T, d Decision) {
+				if d.Traffic.ProbeSlot != b || d.Traffic.ProbeRevision != r2 {
+					t.Errorf("probe rule to %s/%s, want the canary slot b running r2", d.Traffic.ProbeSlot, d.Traffic.ProbeRevision)
+				}
+			}}},
+		{"promoting: proven again, the weight moves", with(releasing(5, 0), func(s *mv1.RolloutStatus) { s.Phase = mv1.PhasePromoting; provenAt("s1")(s) }),
+			obs(r2, ready(r1), ready(r2), probing(route(100, 0), b, r2, "s1")),
+			want{phase: mv1.PhasePromoting, weightB: i32(100)}},
+		{"paused: frozen weights are not given to a canary whose proof was replaced", with(releasing(1, 10), func(s *mv1.RolloutStatus) { s.ManualPause = true }),
+			with(obs(r2, ready(r1), ready(r2), probing(route(100, 0), a, r1, "s0")), func(o *Observations) {
+				o.Traffic.Proof = &Proof{Split: "s0", OK: true, Probed: true}
+			}),
+			want{phase: mv1.PhasePaused, weightB: i32(0), matches: boolp(false)}},
 		{"blue-green: no switch before the preview slot is proven", with(releasing(0, 0), func(s *mv1.RolloutStatus) { s.Analysis.StepPassed = 2 }),
 			obs(r2, ready(r1), ready(r2), probing(route(100, 0), a, r1, "s0")),
 			want{phase: mv1.PhaseProgressing, weightB: i32(0), conds: map[string]string{"Reconciling": "True/WaitingForDataPlane"}}},
