@@ -40,6 +40,7 @@ type options struct {
 	metricsCertDir string
 	probeAddr      string
 	leaderElect    bool
+	leaderNS       string
 	namespaces     string
 	webhooks       bool
 	webhookHost    string
@@ -64,8 +65,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, allowing only callers the API server authenticates and authorizes for GET /metrics.")
 	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "Folder with tls.crt/tls.key for the metrics endpoint; empty uses a self-signed certificate.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
-	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica acts at a time.")
-	fs.StringVar(&o.namespaces, "namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica acts at a time (every replica serves the webhooks).")
+	fs.StringVar(&o.leaderNS, "leader-election-namespace", envOr("POD_NAMESPACE", ""), "Namespace of the leader election Lease; empty: the namespace of the pod's service account (in a cluster).")
+	fs.StringVar(&o.namespaces, "namespaces", envOr("SLUICE_NAMESPACES", ""), "Comma-separated namespaces to watch; empty watches all (default $SLUICE_NAMESPACES: OLM's target namespaces).")
 	fs.BoolVar(&o.webhooks, "webhooks", true, "Serve the admission webhooks.")
 	fs.StringVar(&o.webhookHost, "webhook-host", "", "Address the webhook server listens on; empty means all.")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the webhook server.")
@@ -173,6 +175,7 @@ func run(o *options) error {
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "sluice.mesh.sluice.dev",
+		LeaderElectionNamespace:       o.leaderNS,
 		LeaderElectionReleaseOnCancel: true,
 	}
 	if o.policies {

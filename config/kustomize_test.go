@@ -71,6 +71,7 @@ func TestKustomizeBuild(t *testing.T) {
 		{dir: "network-policy", kinds: []string{"NetworkPolicy"}},
 		{dir: "samples", kinds: []string{"Rollout", "HealthGate", "MeshPolicy"}},
 		{dir: "default", kinds: []string{"CustomResourceDefinition", "Deployment", "Service", "Certificate", "ServiceMonitor"}, check: checkDefault},
+		{dir: "namespaced", kinds: []string{"CustomResourceDefinition", "Deployment", "RoleBinding"}, check: checkNamespaced},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
@@ -117,6 +118,8 @@ func checkDefault(t *testing.T, objs []*unstructured.Unstructured) {
 
 	checkDefaultManager(t, find(t, objs, "Deployment", managerName))
 	checkEgressPolicy(t, find(t, objs, "Deployment", managerName), find(t, objs, "NetworkPolicy", "sluice-manager-egress"))
+	checkAvailability(t, find(t, objs, "Deployment", managerName), find(t, objs, "PodDisruptionBudget", managerName))
+	checkFailurePolicies(t, objs)
 
 	for kind, name := range map[string]string{
 		"MutatingWebhookConfiguration":   "sluice-mutating-webhook-configuration",
@@ -257,5 +260,126 @@ func checkEgressPolicy(t *testing.T, manager, policy *unstructured.Unstructured)
 	}
 	if types, _, _ := unstructured.NestedStringSlice(policy.Object, "spec", "policyTypes"); !slices.Equal(types, []string{"Egress"}) {
 		t.Errorf("NetworkPolicy sluice-manager-egress policyTypes %v, want [Egress] (ingress carries webhooks and metrics)", types)
+	}
+}
+
+// checkAvailability: two replicas (one leads, both serve the webhooks), never both down for a
+// rollout of the manager or a drain.
+func checkAvailability(t *testing.T, deploy, pdb *unstructured.Unstructured) {
+	t.Helper()
+	if n, _, _ := unstructured.NestedInt64(deploy.Object, "spec", "replicas"); n < 2 {
+		t.Errorf("Deployment: %d replicas, want 2 (the webhooks need a server while one is away)", n)
+	}
+	if u, _, _ := unstructured.NestedFieldNoCopy(deploy.Object, "spec", "strategy", "rollingUpdate", "maxUnavailable"); u != int64(0) {
+		t.Errorf("Deployment: rollingUpdate.maxUnavailable %v, want 0", u)
+	}
+	if m, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "minAvailable"); m != int64(1) {
+		t.Errorf("PodDisruptionBudget: minAvailable %v, want 1", m)
+	}
+	podLabels, _, _ := unstructured.NestedStringMap(deploy.Object, "spec", "template", "metadata", "labels")
+	sel, _, _ := unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
+	if len(sel) == 0 {
+		t.Error("PodDisruptionBudget: no selector")
+	}
+	for k, v := range sel {
+		if podLabels[k] != v {
+			t.Errorf("PodDisruptionBudget: selector %v does not select the manager's pods %v", sel, podLabels)
+		}
+	}
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	manager, _ := containers[0].(map[string]any)
+	if path, _, _ := unstructured.NestedString(manager, "readinessProbe", "httpGet", "path"); path != "/readyz" {
+		t.Errorf("Deployment: readiness probe %q, want /readyz (ready only once the webhook server serves)", path)
+	}
+}
+
+// failurePolicies: every webhook's failurePolicy, and why. A webhook that can only warn or
+// default must not fail closed (a Sluice outage would stop unrelated work); a check on
+// Sluice's own kinds fails closed (nothing acts on them while Sluice is down, and a guard rail
+// must not be bypassed by waiting for an outage).
+var failurePolicies = map[string]struct{ policy, why string }{
+	"mhealthgate.sluice.dev":      {"Ignore", "defaulting only: the controller reads every field through accessors with the same defaults"},
+	"mmeshpolicy.sluice.dev":      {"Ignore", "defaulting only"},
+	"mrollout.sluice.dev":         {"Ignore", "defaulting only"},
+	"vhealthgate.sluice.dev":      {"Fail", "rejects what the controller can't act on; only Sluice reads HealthGates"},
+	"vmeshpolicy.sluice.dev":      {"Fail", "rejects what the controller can't act on; only Sluice reads MeshPolicies"},
+	"vrollout.sluice.dev":         {"Ignore", "only warns (a target or HealthGate not there yet): an outage must not fail a sync for a warning"},
+	"policy.sluice.dev":           {"Fail", "the Rego guard rails on Sluice's own kinds"},
+	"policy-workloads.sluice.dev": {"Ignore", "other teams' Deployments, Services and HTTPRoutes: a Sluice outage must never stop them; the periodic audit reports what slipped through"},
+}
+
+func checkFailurePolicies(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, u := range objs {
+		if u.GetKind() != "MutatingWebhookConfiguration" && u.GetKind() != "ValidatingWebhookConfiguration" {
+			continue
+		}
+		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+		for _, h := range hooks {
+			hook, _ := h.(map[string]any)
+			name, _ := hook["name"].(string)
+			policy, _ := hook["failurePolicy"].(string)
+			seen[name] = true
+			want, ok := failurePolicies[name]
+			switch {
+			case !ok:
+				t.Errorf("%s %s: webhook %s has no justified failurePolicy in failurePolicies", u.GetKind(), u.GetName(), name)
+			case policy != want.policy:
+				t.Errorf("webhook %s: failurePolicy %q, want %q (%s)", name, policy, want.policy, want.why)
+			}
+			if s, _ := hook["timeoutSeconds"].(int64); s == 0 || s > 5 {
+				t.Errorf("webhook %s: timeoutSeconds %v, want 1-5 (an API request waits that long when Sluice is slow)", name, hook["timeoutSeconds"])
+			}
+		}
+	}
+	for name := range failurePolicies {
+		if !seen[name] {
+			t.Errorf("webhook %s is in failurePolicies but not installed", name)
+		}
+	}
+}
+
+// checkNamespaced: the manager's role is granted in the watched namespace only, the manager is
+// told to watch it, and every webhook reviews only it.
+func checkNamespaced(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	const watched = "apps"
+	bound := false
+	for _, u := range objs {
+		ref, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
+		switch {
+		case u.GetKind() == "ClusterRoleBinding" && ref == "sluice-manager-role":
+			t.Errorf("ClusterRoleBinding %s grants the manager's role cluster-wide", u.GetName())
+		case u.GetKind() == "RoleBinding" && ref == "sluice-manager-role":
+			bound = bound || u.GetNamespace() == watched
+		}
+	}
+	if !bound {
+		t.Errorf("no RoleBinding of sluice-manager-role in namespace %s", watched)
+	}
+	deploy := find(t, objs, "Deployment", managerName)
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	manager, _ := containers[0].(map[string]any)
+	if args, _, _ := unstructured.NestedStringSlice(manager, "args"); !slices.Contains(args, "--namespaces="+watched) {
+		t.Errorf("Deployment: args %v lack --namespaces=%s", args, watched)
+	}
+	for _, u := range objs {
+		if u.GetKind() != "MutatingWebhookConfiguration" && u.GetKind() != "ValidatingWebhookConfiguration" {
+			continue
+		}
+		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+		for _, h := range hooks {
+			hook, _ := h.(map[string]any)
+			exprs, _, _ := unstructured.NestedSlice(hook, "namespaceSelector", "matchExpressions")
+			scoped := slices.ContainsFunc(exprs, func(e any) bool {
+				m, _ := e.(map[string]any)
+				values, _, _ := unstructured.NestedStringSlice(m, "values")
+				return m["key"] == "kubernetes.io/metadata.name" && m["operator"] == "In" && slices.Equal(values, []string{watched})
+			})
+			if !scoped {
+				t.Errorf("webhook %s reviews namespaces beyond %s: namespaceSelector %v", hook["name"], watched, hook["namespaceSelector"])
+			}
+		}
 	}
 }

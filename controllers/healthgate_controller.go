@@ -26,8 +26,8 @@ import (
 	"github.com/sluice-mesh/sluice/internal/gates"
 )
 
-// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=healthgates,verbs=get;list;watch
-// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=healthgates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=healthgates,verbs=list;watch
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=healthgates/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // HealthGateReconciler validates HealthGates and evaluates those with a target every interval,

@@ -36,17 +36,18 @@ import (
 	"github.com/sluice-mesh/sluice/internal/rollout"
 )
 
-// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=meshpolicies,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=meshpolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=meshpolicies,verbs=list;watch;update
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=meshpolicies/status,verbs=patch
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=meshpolicies/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
-// +kubebuilder:rbac:groups=networking.istio.io,resources=destinationrules;virtualservices,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications;authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy.linkerd.io,resources=servers;authorizationpolicies;meshtlsauthentications;networkauthentications;httplocalratelimitpolicies;httproutes,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=consul.hashicorp.com,resources=servicedefaults;serviceintentions;serviceresolvers;servicerouters,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=traefik.io,resources=middlewares,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=list;watch
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,resourceNames=httproutes.gateway.networking.k8s.io,verbs=get
+// +kubebuilder:rbac:groups=networking.istio.io,resources=destinationrules;virtualservices,verbs=get;create;patch;delete
+// +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications;authorizationpolicies,verbs=get;create;patch;delete
+// +kubebuilder:rbac:groups=policy.linkerd.io,resources=servers;authorizationpolicies;meshtlsauthentications;networkauthentications;httplocalratelimitpolicies;httproutes,verbs=get;create;patch;delete
+// +kubebuilder:rbac:groups=consul.hashicorp.com,resources=servicedefaults;serviceintentions;serviceresolvers;servicerouters,verbs=get;create;patch;delete
+// +kubebuilder:rbac:groups=traefik.io,resources=middlewares,verbs=get;create;patch;delete
 
 // meshPolicyFinalizer lets the controller take a policy's settings out of objects it does not
 // own (HTTPRoute rules, Service annotations) before the policy goes; owned objects would go

@@ -32,6 +32,9 @@ type servedKinds struct {
 
 	mu    sync.Mutex
 	lists map[schema.GroupVersion]servedList
+	// changed is when a provider's CRD last came or went: discovery lags its events, and a
+	// group's CRDs come and go one by one, so what is read just after may be half of it.
+	changed time.Time
 }
 
 type servedList struct {
@@ -42,7 +45,8 @@ type servedList struct {
 
 // servedKindsTTL bounds how long a kind removed without an event (a missed watch) still looks
 // served; notServedTTL how long a group version looked up while its CRD was still being
-// established (discovery serves it a moment after the CRD's events) still looks missing.
+// established (discovery serves it a moment after the CRD's events) still looks missing, and
+// how long anything read within that time after a CRD change is kept.
 const (
 	servedKindsTTL = time.Minute
 	notServedTTL   = 5 * time.Second
@@ -78,9 +82,10 @@ func (s *servedKinds) RESTMapping(gk schema.GroupKind, versions ...string) (*met
 func (s *servedKinds) list(gv schema.GroupVersion) (servedList, error) {
 	s.mu.Lock()
 	l, ok := s.lists[gv]
+	changed := s.changed
 	s.mu.Unlock()
 	ttl := servedKindsTTL
-	if len(l.kinds) == 0 {
+	if len(l.kinds) == 0 || l.at.Sub(changed) < notServedTTL {
 		ttl = notServedTTL
 	}
 	if ok && s.now().Sub(l.at) < ttl {
@@ -119,6 +124,7 @@ func (s *servedKinds) forget() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lists = nil
+	s.changed = s.now()
 }
 
 // providerGroups are the API groups of the kinds the MeshPolicy providers write.
@@ -149,11 +155,20 @@ func (r *MeshPolicyReconciler) providerCRDChanged(groups map[string]bool) handle
 		if err := r.Client.List(ctx, list); err != nil {
 			return
 		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
 		for i := range list.Items {
-			req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-			q.Add(req)
-			q.AddAfter(req, notServedTTL+time.Second)
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
+		for _, req := range reqs {
+			q.Add(req)
+		}
+		// Not q.AddAfter: the priority queue merges a delayed add into the item already
+		// waiting to run now, and the second look would never happen.
+		time.AfterFunc(notServedTTL+time.Second, func() {
+			for _, req := range reqs {
+				q.Add(req)
+			}
+		})
 	}
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {

@@ -89,7 +89,7 @@ func targets(names ...string) []meshv1alpha1.PolicyTargetReference {
 func waitPolicy(t *testing.T, ns, name, what string, cond func(*meshv1alpha1.MeshPolicy) bool) *meshv1alpha1.MeshPolicy {
 	t.Helper()
 	p := &meshv1alpha1.MeshPolicy{}
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 45*time.Second, true, func(ctx context.Context) (bool, error) {
 		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
 			return false, client.IgnoreNotFound(err)
 		}

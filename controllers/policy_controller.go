@@ -32,7 +32,7 @@ import (
 )
 
 // The policy ConfigMaps are read in the operator's namespace only: a Role there, not a ClusterRole.
-// +kubebuilder:rbac:groups="",namespace=system,resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",namespace=system,resources=configmaps,verbs=list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 const (

@@ -123,7 +123,7 @@ func newRolloutManagerWith(t testing.TB, setup managerSetup, gates func(ctrl.Man
 			opts.Cache.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
-	cfg := env.Config
+	cfg := managerConfig(t)
 	if setup.config != nil {
 		cfg = setup.config
 	}

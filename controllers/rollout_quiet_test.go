@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -88,7 +87,7 @@ func observe(d time.Duration) { time.Sleep(d) }
 func countingManager(t testing.TB, ns string, g *stubGates) *requestCounter {
 	t.Helper()
 	counter := &requestCounter{}
-	cfg := rest.CopyConfig(env.Config)
+	cfg := managerConfig(t)
 	cfg.Wrap(counter.RoundTrip)
 	mgr := newRolloutManagerWith(t, managerSetup{config: cfg}, func(ctrl.Manager) controllers.GateChecker { return g }, ns)
 	stop := testenv.RunManager(mgr)

@@ -228,7 +228,7 @@ func startManagerWithRouteHook(t *testing.T, ns string, g *stubGates, hook *roll
 	t.Helper()
 	cacheOpts := controllers.CacheOptions()
 	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(managerConfig(t), ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		Cache:      cacheOpts,
@@ -236,7 +236,7 @@ func startManagerWithRouteHook(t *testing.T, ns string, g *stubGates, hook *roll
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	direct, err := client.NewWithWatch(managerConfig(t), client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 )
 
 // +kubebuilder:webhook:path=/mutate-mesh-sluice-dev-v1alpha1-meshpolicy,mutating=true,failurePolicy=ignore,sideEffects=None,groups=mesh.sluice.dev,resources=meshpolicies,verbs=create;update,versions=v1alpha1,name=mmeshpolicy.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=meshpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=meshpolicies,verbs=list
 
 // +kubebuilder:webhook:path=/validate-mesh-sluice-dev-v1alpha1-meshpolicy,mutating=false,failurePolicy=fail,sideEffects=None,groups=mesh.sluice.dev,resources=meshpolicies,verbs=create;update,versions=v1alpha1,name=vmeshpolicy.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
 

@@ -13,8 +13,10 @@ import (
 )
 
 // +kubebuilder:webhook:path=/mutate-mesh-sluice-dev-v1alpha1-rollout,mutating=true,failurePolicy=ignore,sideEffects=None,groups=mesh.sluice.dev,resources=rollouts,verbs=create;update,versions=v1alpha1,name=mrollout.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:webhook:path=/validate-mesh-sluice-dev-v1alpha1-rollout,mutating=false,failurePolicy=fail,sideEffects=None,groups=mesh.sluice.dev,resources=rollouts,verbs=create;update,versions=v1alpha1,name=vrollout.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
-// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=healthgates,verbs=get;list;watch
+// The validating webhook only warns (a reference not there yet): failurePolicy ignore, so that
+// a Sluice outage never fails a GitOps sync for the sake of a warning.
+// +kubebuilder:webhook:path=/validate-mesh-sluice-dev-v1alpha1-rollout,mutating=false,failurePolicy=ignore,sideEffects=None,groups=mesh.sluice.dev,resources=rollouts,verbs=create;update,versions=v1alpha1,name=vrollout.sluice.dev,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=healthgates,verbs=get
 
 // RolloutDefaulter writes the defaults of the API's getters into the spec, so that what the
 // controller will do is visible in the stored object.

@@ -48,13 +48,28 @@ var (
 // a webhook server in this process.
 func TestMain(m *testing.M) {
 	webhookDir := filepath.Join(testenv.RepoRoot(), "config", "webhook")
-	opts := testenv.Options{GatewayAPI: true, WebhookPaths: []string{filepath.Join(webhookDir, "manifests.yaml"), filepath.Join(webhookDir, "policy_webhook.yaml")}}
+	opts := testenv.Options{GatewayAPI: true, WebhookPaths: []string{filepath.Join(webhookDir, "manifests.yaml"), filepath.Join(webhookDir, "policy_webhook.yaml")},
+		AfterTests: func() error {
+			if refused := testenv.Calls.Forbidden(); len(refused) > 0 {
+				return fmt.Errorf("the API server refused the manager (generated RBAC, config/rbac/role.yaml): %v", refused)
+			}
+			return nil
+		}}
 	testenv.Main(m, opts, &env, func(e *testenv.Env) (func(), error) {
 		wo := e.WebhookInstallOptions
 		if err := e.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policyNamespace}}); err != nil {
 			return nil, err
 		}
-		mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+		// The manager runs with the generated RBAC only (ClusterRole, and the Role in its
+		// namespace): a read the webhooks or the policy audit need and the role lacks fails.
+		if err := e.BindManagerRoles(policyNamespace); err != nil {
+			return nil, err
+		}
+		mgrCfg, err := e.ManagerConfig()
+		if err != nil {
+			return nil, err
+		}
+		mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 			Scheme:                 e.Scheme,
 			Cache:                  cache.Options{ByObject: controllers.PolicyCacheOptions(policyNamespace)},
 			Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -118,7 +118,15 @@ func build(o options) ([]file, error) {
 	}
 	csv.Annotations["alm-examples"] = string(alm)
 
-	for _, u := range append(extra, metricsSvc...) {
+	// The manager's PodDisruptionBudget ships as a bundle object (OLM installs it in the
+	// operator's namespace).
+	var pdbs []*unstructured.Unstructured
+	for _, u := range objs["manager"] {
+		if u.GetKind() == "PodDisruptionBudget" {
+			pdbs = append(pdbs, u)
+		}
+	}
+	for _, u := range append(append(extra, metricsSvc...), pdbs...) {
 		u.SetName(namePrefix + u.GetName())
 		u.SetNamespace("")
 		data, err := yaml.Marshal(u.Object)
@@ -175,9 +183,11 @@ func baseCSV(o options) *opv1alpha1.ClusterServiceVersion {
 			// The manager watches the namespaces of its --namespaces flag, or all of them; OLM
 			// has no way to pass a target-namespace list to it yet, so only AllNamespaces.
 			InstallModes: []opv1alpha1.InstallMode{
-				{Type: opv1alpha1.InstallModeTypeOwnNamespace, Supported: false},
-				{Type: opv1alpha1.InstallModeTypeSingleNamespace, Supported: false},
-				{Type: opv1alpha1.InstallModeTypeMultiNamespace, Supported: false},
+				// The manager watches the OperatorGroup's target namespaces (SLUICE_NAMESPACES,
+				// from olm.targetNamespaces); OLM copies its namespaced permissions there.
+				{Type: opv1alpha1.InstallModeTypeOwnNamespace, Supported: true},
+				{Type: opv1alpha1.InstallModeTypeSingleNamespace, Supported: true},
+				{Type: opv1alpha1.InstallModeTypeMultiNamespace, Supported: true},
 				{Type: opv1alpha1.InstallModeTypeAllNamespaces, Supported: true},
 			},
 			InstallStrategy: opv1alpha1.NamedInstallStrategy{StrategyName: opv1alpha1.InstallStrategyNameDeployment},
@@ -224,6 +234,9 @@ func managerDeployment(objs []*unstructured.Unstructured, image string) (*appsv1
 		c := &pod.Containers[0]
 		c.Image = image
 		c.Ports = append(c.Ports, corev1.ContainerPort{Name: "webhook-server", ContainerPort: webhookPort, Protocol: corev1.ProtocolTCP})
+		// The OperatorGroup's target namespaces ("" for all) become the watched ones.
+		c.Env = append(c.Env, corev1.EnvVar{Name: "SLUICE_NAMESPACES", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['olm.targetNamespaces']"}}})
 		// OLM adds its own certificate volume; the empty lists kustomize patches need are noise here.
 		if len(c.VolumeMounts) == 0 {
 			c.VolumeMounts = nil
@@ -270,10 +283,26 @@ func permissions(s *opv1alpha1.StrategyDetailsDeployment, objs []*unstructured.U
 		case kind == "Role":
 			s.Permissions = append(s.Permissions, opv1alpha1.StrategyDeploymentPermissions{ServiceAccountName: sa, Rules: r.Rules})
 		default:
-			if len(s.ClusterPermissions) == 0 {
-				s.ClusterPermissions = []opv1alpha1.StrategyDeploymentPermissions{{ServiceAccountName: sa}}
+			// Rules on namespaced kinds go to permissions: OLM grants them in the target
+			// namespaces only (cluster-wide for AllNamespaces). Cluster-scoped kinds stay in
+			// clusterPermissions.
+			var namespaced, cluster []rbacv1.PolicyRule
+			for _, rule := range r.Rules {
+				if clusterScoped(rule) {
+					cluster = append(cluster, rule)
+				} else {
+					namespaced = append(namespaced, rule)
+				}
 			}
-			s.ClusterPermissions[0].Rules = append(s.ClusterPermissions[0].Rules, r.Rules...)
+			if len(cluster) > 0 {
+				if len(s.ClusterPermissions) == 0 {
+					s.ClusterPermissions = []opv1alpha1.StrategyDeploymentPermissions{{ServiceAccountName: sa}}
+				}
+				s.ClusterPermissions[0].Rules = append(s.ClusterPermissions[0].Rules, cluster...)
+			}
+			if len(namespaced) > 0 {
+				s.Permissions = append(s.Permissions, opv1alpha1.StrategyDeploymentPermissions{ServiceAccountName: sa, Rules: namespaced})
+			}
 		}
 	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].GetName() < extra[j].GetName() })
@@ -413,4 +442,22 @@ func write(out string, files []file) error {
 		}
 	}
 	return nil
+}
+
+// clusterScopedResources are the cluster-scoped kinds the manager's roles name.
+var clusterScopedResources = map[string]bool{
+	"customresourcedefinitions": true, "namespaces": true, "tokenreviews": true, "subjectaccessreviews": true,
+}
+
+// clusterScoped: the rule is about cluster-scoped kinds (or non-resource URLs).
+func clusterScoped(rule rbacv1.PolicyRule) bool {
+	if len(rule.NonResourceURLs) > 0 {
+		return true
+	}
+	for _, res := range rule.Resources {
+		if !clusterScopedResources[res] {
+			return false
+		}
+	}
+	return true
 }

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 
 	"github.com/operator-framework/api/pkg/manifests"
+	opv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	"github.com/operator-framework/api/pkg/validation"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 )
 
 func repoRoot() string { return filepath.Join("..", "..") }
@@ -79,5 +83,44 @@ func TestBundlePassesOLMValidation(t *testing.T) {
 	}
 	if n := len(b.CSV.Spec.WebhookDefinitions); n != 8 {
 		t.Errorf("CSV has %d webhook definitions, want 8 (defaulting and validation for 3 kinds, and the two policy webhooks)", n)
+	}
+}
+
+// Every install mode is offered: the manager watches OLM's target namespaces, namespaced
+// permissions go where OLM scopes them, and only cluster-scoped kinds are granted cluster-wide.
+func TestBundleSupportsNamespacedInstallModes(t *testing.T) {
+	csv := baseCSV(defaultOptions())
+	for _, m := range csv.Spec.InstallModes {
+		if !m.Supported {
+			t.Errorf("install mode %s not supported", m.Type)
+		}
+	}
+	files, err := build(defaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data []byte
+	for _, f := range files {
+		if filepath.Base(f.path) == "sluice.clusterserviceversion.yaml" {
+			data = f.data
+		}
+	}
+	var got opv1alpha1.ClusterServiceVersion
+	if err := yaml.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	spec := got.Spec.InstallStrategy.StrategySpec
+	for _, p := range spec.ClusterPermissions {
+		for _, r := range p.Rules {
+			if !clusterScoped(r) {
+				t.Errorf("clusterPermissions grant namespaced kinds cluster-wide: %v", r)
+			}
+		}
+	}
+	env := spec.DeploymentSpecs[0].Spec.Template.Spec.Containers[0].Env
+	if !slices.ContainsFunc(env, func(e corev1.EnvVar) bool {
+		return e.Name == "SLUICE_NAMESPACES" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.annotations['olm.targetNamespaces']"
+	}) {
+		t.Errorf("the manager does not read OLM's target namespaces: env %v", env)
 	}
 }

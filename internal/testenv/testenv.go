@@ -49,6 +49,9 @@ type Options struct {
 	WebhookPaths []string
 	// ExtraCRDPaths are folders or files of further CRDs (upstream ones).
 	ExtraCRDPaths []string
+	// AfterTests runs once the package's tests passed, before the API server stops; its error
+	// fails the run.
+	AfterTests func() error
 }
 
 // RepoRoot is the repository's top folder, found from this source file.
@@ -165,6 +168,12 @@ func Main(m *testing.M, opts Options, env **Env, setup func(*Env) (stop func(), 
 		}
 	}
 	code := m.Run()
+	if code == 0 && opts.AfterTests != nil {
+		if err := opts.AfterTests(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			code = 1
+		}
+	}
 	stop()
 	_ = e.Stop()
 	os.Exit(code)
