@@ -10,7 +10,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -262,5 +264,38 @@ func TestMeshPolicyWarnsAboutAGovernedService(t *testing.T) {
 		if got := strings.Contains(w, "already governed by MeshPolicy first"); got != (i == 1) {
 			t.Errorf("policy %s: warnings %q", name, w)
 		}
+	}
+}
+
+// An object that does not decode into its Go type gets past the defaulting webhooks (which
+// could only answer with the decoder's error, naming no field) to schema validation, whose
+// rejection names the field.
+func TestUndecodableObjectsAreRejectedNamingTheField(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	cases := []struct {
+		name, sample, field string
+		spoil               func(obj map[string]any)
+	}{
+		{"Rollout with a duration in the wrong unit", "rollout_canary", "spec.progressDeadline",
+			func(obj map[string]any) { obj["spec"].(map[string]any)["progressDeadline"] = "10M" }},
+		{"HealthGate with an empty duration", "healthgate_latency", "spec.window",
+			func(obj map[string]any) { obj["spec"].(map[string]any)["window"] = "" }},
+		{"MeshPolicy with a list as spec", "meshpolicy_payments", "spec",
+			func(obj map[string]any) { obj["spec"] = []any{} }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := sample(t, tc.sample, &unstructured.Unstructured{})
+			u.SetNamespace(ns)
+			tc.spoil(u.Object)
+			err := env.Client.Create(ctx, u, client.DryRunAll)
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.field+": ") {
+				t.Fatalf("error %v, want the API server's rejection naming %s", err, tc.field)
+			}
+			if strings.Contains(err.Error(), "denied the request") {
+				t.Fatalf("a webhook answered: %v", err)
+			}
+		})
 	}
 }

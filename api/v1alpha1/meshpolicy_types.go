@@ -15,6 +15,7 @@ import (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Conflicted",type=string,JSONPath=`.status.conditions[?(@.type=="Conflicted")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name must be at most 63 characters: it is the value of the mesh.sluice.dev/meshpolicy label on every object generated for the policy"
 type MeshPolicy struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional
@@ -175,6 +176,10 @@ type AuthorizationSource struct {
 // +kubebuilder:validation:Enum=GET;HEAD;POST;PUT;DELETE;CONNECT;OPTIONS;TRACE;PATCH
 type HTTPMethod string
 
+// Strings Sluice copies into generated objects exclude control characters: DEL,
+// U+0080-U+009F, U+FFFE and U+FFFF make the API server refuse their server-side apply (it reads
+// an apply patch as YAML).
+
 // AuthorizationDestination is a set of methods and paths.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.methods) || has(self.paths)",message="spec.authorization.rules[].to[]: set methods, paths or both"
@@ -185,12 +190,13 @@ type AuthorizationDestination struct {
 	// +kubebuilder:validation:MaxItems=9
 	Methods []HTTPMethod `json:"methods,omitempty"`
 
-	// Paths allowed: exact ("/healthz") or prefix with a trailing "*" ("/api/*").
+	// Paths allowed: exact ("/healthz") or prefix with a trailing "*" ("/api/*"), without
+	// control characters.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=1024
-	// +kubebuilder:validation:items:Pattern=`^/[^*]*\*?$`
+	// +kubebuilder:validation:items:Pattern=`^/[^*\x00-\x1F\x7F-\x9F\x{FFFE}\x{FFFF}]*\*?$`
 	Paths []string `json:"paths,omitempty"`
 }
 
@@ -198,11 +204,15 @@ type AuthorizationDestination struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.request) || has(self.idle)",message="spec.timeouts: set request, idle or both"
 type Timeouts struct {
+	// The duration fields without another bound are capped at 2562047h, about the longest a
+	// time.Duration holds: see CanaryStrategy.ScaleDownDelay.
+
 	// Request is the time a whole request may take, retries included.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.timeouts.request must be at most 2562047h"
 	Request *metav1.Duration `json:"request,omitempty"`
 
 	// Idle is the time a connection may stay without traffic.
@@ -210,6 +220,7 @@ type Timeouts struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.timeouts.idle must be at most 2562047h"
 	Idle *metav1.Duration `json:"idle,omitempty"`
 }
 
@@ -230,6 +241,7 @@ type Retries struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.retries.perTryTimeout must be at most 2562047h"
 	PerTryTimeout *metav1.Duration `json:"perTryTimeout,omitempty"`
 
 	// RetryOn are the conditions that are retried. Defaults to connect-failure only.
@@ -277,6 +289,7 @@ type OutlierDetection struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.circuitBreaker.outlierDetection.interval must be at most 2562047h"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// BaseEjectionTime an endpoint stays ejected (multiplied by its ejection count). Defaults to 30s.
@@ -284,6 +297,7 @@ type OutlierDetection struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.circuitBreaker.outlierDetection.baseEjectionTime must be at most 2562047h"
 	BaseEjectionTime *metav1.Duration `json:"baseEjectionTime,omitempty"`
 
 	// MaxEjectionPercent of endpoints that may be ejected at once. Defaults to 50.
@@ -350,10 +364,11 @@ type ConsistentHash struct {
 
 // HashCookie is the cookie a consistent hash uses.
 type HashCookie struct {
-	// Name of the cookie.
+	// Name of the cookie (an HTTP token).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
 	Name string `json:"name"`
 
 	// TTL of the cookie the data plane sets when the request has none.
@@ -361,6 +376,7 @@ type HashCookie struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.loadBalancer.consistentHash.cookie.ttl must be at most 2562047h"
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 }
 

@@ -18,7 +18,8 @@ import (
 // +kubebuilder:printcolumn:name="Verdict",type=string,JSONPath=`.status.analysis.verdict`,description="Verdict of the last gate check"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="has(self.spec.service.name) || self.metadata.name.size() <= 61",message="metadata.name must be at most 61 characters when spec.service.name is unset: the slot Services are named <name>-a and <name>-b"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name must be at most 63 characters: it is the value of the mesh.sluice.dev/rollout label on the slots, their pods and Services"
+// +kubebuilder:validation:XValidation:rule="has(self.spec.service.name) || (self.metadata.name.size() <= 61 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$'))",message="metadata.name must be a DNS-1035 label (a-z, 0-9 and '-', starting with a letter, not ending with '-') of at most 61 characters when spec.service.name is unset: the Services are named <name>, <name>-a and <name>-b"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.strategy.blueGreen) || !has(self.spec.strategy.blueGreen.previewService) || self.spec.strategy.blueGreen.previewService != (has(self.spec.service.name) ? self.spec.service.name : self.metadata.name)",message="spec.strategy.blueGreen.previewService must differ from the rollout's Service name"
 type Rollout struct {
 	metav1.TypeMeta `json:",inline"`
@@ -74,6 +75,9 @@ type RolloutSpec struct {
 	Paused bool `json:"paused,omitempty"`
 }
 
+// The names of referenced objects are DNS-1123 subdomains, as the objects' own names are: a
+// name with a "/" would turn the webhooks' and controllers' GET into a request for a subresource.
+
 // TargetReference names the Deployment a Rollout releases.
 type TargetReference struct {
 	// APIVersion of the target; only apps/v1 is supported.
@@ -90,6 +94,7 @@ type TargetReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 }
 
@@ -110,7 +115,7 @@ type ServiceSpec struct {
 	// TargetPort is the container port (number or name) traffic goes to. Defaults to port.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self.size() <= 15",message="spec.service.targetPort must be a port number 1-65535 or an IANA port name (lowercase, at most 15 characters)"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : self.size() <= 15 && self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self.matches('[a-z]') && !self.contains('--')",message="spec.service.targetPort must be a port number 1-65535 or an IANA port name: at most 15 characters of a-z, 0-9 and '-', with at least one letter, no '-' at either end and no '--'"
 	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`
 }
 
@@ -128,11 +133,15 @@ type TrafficRouting struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.hostnames) || has(self.parentRefs)",message="spec.trafficRouting.gatewayAPI.hostnames is only allowed with parentRefs: an existing route keeps its own hostnames",fieldPath=".hostnames"
 type GatewayAPIRouting struct {
 	// ParentRefs are the Gateways (north-south) or Services (GAMMA, east-west) the generated
-	// HTTPRoute attaches to.
+	// HTTPRoute attaches to. Refs to the same parent must all set sectionName or all leave it
+	// unset (likewise port), each with a different sectionName, as the Gateway API requires of
+	// the route's parentRefs.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(p1, self.all(p2, !((has(p1.kind) ? p1.kind : 'Gateway') == (has(p2.kind) ? p2.kind : 'Gateway') && p1.name == p2.name && (has(p1.__namespace__) ? p1.__namespace__ : '') == (has(p2.__namespace__) ? p2.__namespace__ : '')) || (has(p1.sectionName) == has(p2.sectionName) && has(p1.port) == has(p2.port))))",message="spec.trafficRouting.gatewayAPI.parentRefs: entries for the same parent (kind, name and namespace) must all set sectionName or all leave it unset, and likewise port"
+	// +kubebuilder:validation:XValidation:rule="self.all(p1, self.exists_one(p2, ((has(p1.kind) ? p1.kind : 'Gateway') == (has(p2.kind) ? p2.kind : 'Gateway') && p1.name == p2.name && (has(p1.__namespace__) ? p1.__namespace__ : '') == (has(p2.__namespace__) ? p2.__namespace__ : '')) && (has(p1.sectionName) ? has(p2.sectionName) && p1.sectionName == p2.sectionName : !has(p2.sectionName))))",message="spec.trafficRouting.gatewayAPI.parentRefs: the same parent (kind, name and namespace) may be listed more than once only with a different sectionName each time"
 	ParentRefs []ParentReference `json:"parentRefs,omitempty"`
 
 	// Hostnames of the generated HTTPRoute.
@@ -188,10 +197,12 @@ type DataPlaneProbe struct {
 	Address string `json:"address,omitempty"`
 
 	// Path of the probe request. Defaults to the path of the pods' readiness probe on the
-	// Service's target port, else "/".
+	// Service's target port, else "/". It becomes an Exact path match of the route, so it
+	// must be a path the Gateway API accepts there.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:Pattern=`^/[-A-Za-z0-9/._~!$&'()*+,;=:@%]*$`
+	// +kubebuilder:validation:Pattern=`^/([-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*$`
+	// +kubebuilder:validation:XValidation:rule="!self.contains('//') && !self.contains('/./') && !self.contains('/../') && !self.endsWith('/.') && !self.endsWith('/..') && !self.contains('%2f') && !self.contains('%2F')",message="spec.trafficRouting.gatewayAPI.probe.path must be a normalized path: no '//', no '.' or '..' segment and no encoded '/' (%2F)"
 	Path string `json:"path,omitempty"`
 }
 
@@ -203,7 +214,7 @@ type Hostname string
 
 // ParentReference is a Gateway or, for GAMMA east-west routing, a Service.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.group) || (self.kind == 'Service' ? self.group.size() == 0 : self.group == 'gateway.networking.k8s.io')",message="parentRefs[].group must be \"\" for kind Service and gateway.networking.k8s.io for kind Gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.group) || ((has(self.kind) && self.kind == 'Service') ? self.group.size() == 0 : self.group == 'gateway.networking.k8s.io')",message="parentRefs[].group must be \"\" for kind Service and gateway.networking.k8s.io for kind Gateway"
 type ParentReference struct {
 	// Group of the parent: gateway.networking.k8s.io for a Gateway, "" for a Service.
 	// Derived from kind when unset.
@@ -226,11 +237,14 @@ type ParentReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 
 	// SectionName selects one listener of a Gateway (or port name of a Service).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	SectionName string `json:"sectionName,omitempty"`
 
 	// Port selects one port of the parent.
@@ -246,6 +260,7 @@ type LocalObjectReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 }
 
@@ -299,12 +314,17 @@ type CanaryStrategy struct {
 	// +optional
 	Mirror *Mirror `json:"mirror,omitempty"`
 
+	// The duration fields without another bound are capped at 2562047h, about the longest a
+	// time.Duration holds: a longer one (2562048h) matches the pattern but does not decode, and
+	// CEL's duration() fails on it, so the API server rejects it naming the field.
+
 	// ScaleDownDelay keeps the old slot running this long after promotion or rollback, so a
 	// quick return to it finds warm pods. Defaults to 30s.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.strategy.canary.scaleDownDelay must be at most 2562047h"
 	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
 }
 
@@ -334,6 +354,7 @@ type PauseStep struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.strategy.canary.steps[].pause.duration must be at most 2562047h"
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }
 
@@ -350,6 +371,11 @@ type AnalysisStep struct {
 // match must hold, any of the matches may.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.headers) || has(self.queryParams) || has(self.cookies)",message="spec.strategy.canary.match[]: set at least one of headers, queryParams or cookies"
+// +kubebuilder:validation:XValidation:rule="!has(self.headers) || self.headers.all(h1, self.headers.exists_one(h2, h1.name.lowerAscii() == h2.name.lowerAscii()))",message="spec.strategy.canary.match[].headers: each header name may appear once (names are case-insensitive)",fieldPath=".headers"
+// +kubebuilder:validation:XValidation:rule="!has(self.queryParams) || self.queryParams.all(q1, self.queryParams.exists_one(q2, q1.name == q2.name))",message="spec.strategy.canary.match[].queryParams: each query parameter name may appear once",fieldPath=".queryParams"
+// +kubebuilder:validation:XValidation:rule="!has(self.queryParams) || self.queryParams.all(q, q.value.size() <= 1024)",message="spec.strategy.canary.match[].queryParams: a query parameter value may have at most 1024 characters (the Gateway API's limit; header values may have 4096)",fieldPath=".queryParams"
+// +kubebuilder:validation:XValidation:rule="!has(self.cookies) || self.cookies.all(c1, self.cookies.exists_one(c2, c1.name == c2.name))",message="spec.strategy.canary.match[].cookies: each cookie name may appear once",fieldPath=".cookies"
+// +kubebuilder:validation:XValidation:rule="!has(self.cookies) || !has(self.headers) || !self.headers.exists(h, h.name.lowerAscii() == 'cookie')",message="spec.strategy.canary.match[]: a Cookie header condition and cookies can't be combined (cookies are matched on the Cookie header); use one or the other",fieldPath=".headers"
 type RouteMatch struct {
 	// Headers that must match.
 	// +optional
@@ -365,11 +391,20 @@ type RouteMatch struct {
 	// +kubebuilder:validation:MaxItems=8
 	QueryParams []ValueMatch `json:"queryParams,omitempty"`
 
-	// Cookies that must be present with this exact value.
+	// Cookie limits: internal/traffic/gatewayapi/match.go writes one regular expression for a
+	// match's cookies, with one alternative per order (n! of them), and refuses one over 4096
+	// bytes. The worst case of 2 cookies is 56 + 2 orders * 2 cookies * (512 bytes of name,
+	// every character escaped, + "=" + 496 bytes of value, 124 four-byte runes) = 4092 bytes
+	// (TestCookieRegexFitsTheSchemaLimits). Three cookies (6 orders) would leave about 200
+	// bytes per cookie: too little for names of the allowed length.
+
+	// Cookies that must be present with this exact value. At most 2: they are matched with one
+	// regular expression on the Cookie header, with one alternative per order, and the Gateway
+	// API caps its length.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:MaxItems=2
 	Cookies []CookieMatch `json:"cookies,omitempty"`
 }
 
@@ -382,6 +417,10 @@ const (
 	MatchExact             MatchType = "Exact"
 	MatchRegularExpression MatchType = "RegularExpression"
 )
+
+// Match values exclude control characters: besides meaning nothing in a header or query, DEL,
+// U+0080-U+009F, U+FFFE and U+FFFF make the API server refuse the server-side apply of the
+// route ("yaml: control characters are not allowed": it reads an apply patch as YAML).
 
 // ValueMatch compares one named header or query parameter.
 type ValueMatch struct {
@@ -396,10 +435,11 @@ type ValueMatch struct {
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
 	Name string `json:"name"`
 
-	// Value to compare with.
+	// Value to compare with; no control characters.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:Pattern=`^[^\x00-\x08\x0A-\x1F\x7F-\x9F\x{FFFE}\x{FFFF}]+$`
 	Value string `json:"value"`
 }
 
@@ -412,11 +452,11 @@ type CookieMatch struct {
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
 	Name string `json:"name"`
 
-	// Value the cookie must have.
+	// Value the cookie must have (at most 124 characters: see cookies).
 	// +required
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=4096
-	// +kubebuilder:validation:Pattern=`^[^;,\s"]+$`
+	// +kubebuilder:validation:MaxLength=124
+	// +kubebuilder:validation:Pattern=`^[^;,\s"\x00-\x1F\x7F-\x9F\x{FFFE}\x{FFFF}]+$`
 	Value string `json:"value"`
 }
 
@@ -454,6 +494,7 @@ type BlueGreenStrategy struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.strategy.blueGreen.scaleDownDelay must be at most 2562047h"
 	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
 }
 
@@ -513,6 +554,7 @@ type RolloutAnalysis struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2562047h')",message="spec.analysis.maxHold must be at most 2562047h"
 	MaxHold *metav1.Duration `json:"maxHold,omitempty"`
 
 	// InconclusiveLimit is how many inconclusive checks in a row (no data, too few samples,

@@ -76,6 +76,57 @@ var invalidCases = []invalidCase{
 	{"no HealthGates", "rollout_canary", `spec: {analysis: {healthGates: []}}`, "spec.analysis.healthGates"},
 	{"HealthGate named twice", "rollout_canary", `spec: {analysis: {healthGates: [{name: a}, {name: a}]}}`, "spec.analysis.healthGates[1]"},
 	{"blue-green checks above 100", "rollout_bluegreen", `spec: {strategy: {blueGreen: {prePromotionChecks: 101}}}`, "spec.strategy.blueGreen.prePromotionChecks"},
+	// Names: label values (63) and, without spec.service.name, Service names (DNS-1035, 61 + "-a").
+	{"name of 64 characters with a Service name", "rollout_gamma", `metadata: {name: ` + strings.Repeat("n", 64) + `}`, "metadata.name"},
+	{"name of 62 characters without a Service name", "rollout_canary", `metadata: {name: ` + strings.Repeat("n", 62) + `}`, "metadata.name"},
+	{"name with a dot without a Service name", "rollout_canary", `metadata: {name: checkout.v2}`, "metadata.name"},
+	{"name starting with a digit without a Service name", "rollout_canary", `metadata: {name: 2checkout}`, "metadata.name"},
+	// Names of referenced objects: subdomains, never a path.
+	{"target name with a slash", "rollout_canary", `spec: {targetRef: {name: checkout/status}}`, "spec.targetRef.name"},
+	{"target name in upper case", "rollout_canary", `spec: {targetRef: {name: Checkout}}`, "spec.targetRef.name"},
+	{"HealthGate name with a slash", "rollout_canary", `spec: {analysis: {healthGates: [{name: a/b}]}}`, "spec.analysis.healthGates[0].name"},
+	{"parent name with a slash", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge/status}]}}}`, "spec.trafficRouting.gatewayAPI.parentRefs[0].name"},
+	// targetPort names as a Service takes them.
+	{"targetPort name of digits only", "rollout_canary", `spec: {service: {targetPort: "8080"}}`, "spec.service.targetPort"},
+	{"targetPort name with a double hyphen", "rollout_canary", `spec: {service: {targetPort: a--b}}`, "spec.service.targetPort"},
+	{"targetPort name with a leading hyphen", "rollout_canary", `spec: {service: {targetPort: -http}}`, "spec.service.targetPort"},
+	// parentRefs as the Gateway API takes them in the generated HTTPRoute.
+	{"the same Gateway twice", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, namespace: gateways}, {name: edge, namespace: gateways}]}}}`, "spec.trafficRouting.gatewayAPI.parentRefs"},
+	{"the same Gateway twice, kind defaulted in one", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge}, {kind: Gateway, name: edge}]}}}`, "spec.trafficRouting.gatewayAPI.parentRefs"},
+	{"the same Gateway with the same sectionName twice", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, sectionName: https}, {name: edge, sectionName: https, port: 443}]}}}`, "spec.trafficRouting.gatewayAPI.parentRefs"},
+	{"the same Gateway with and without sectionName", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, namespace: gateways}, {name: edge, namespace: gateways, sectionName: https}]}}}`, "spec.trafficRouting.gatewayAPI.parentRefs"},
+	{"the same Gateway with and without port", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, sectionName: http, port: 80}, {name: edge, sectionName: https}]}}}`, "spec.trafficRouting.gatewayAPI.parentRefs"},
+	{"Gateway group with kind unset", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{group: "", name: edge}]}}}`, "spec.trafficRouting.gatewayAPI.parentRefs[0]"},
+	{"sectionName in upper case", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, sectionName: HTTPS}]}}}`, "spec.trafficRouting.gatewayAPI.parentRefs[0].sectionName"},
+	{"sectionName with an underscore", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, sectionName: web_https}]}}}`, "spec.trafficRouting.gatewayAPI.parentRefs[0].sectionName"},
+	// Probe paths as the Gateway API takes them in an Exact path match.
+	{"probe path with a double slash", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {probe: {path: //x}}}}`, "spec.trafficRouting.gatewayAPI.probe.path"},
+	{"probe path ending in a dot segment", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {probe: {path: /a/.}}}}`, "spec.trafficRouting.gatewayAPI.probe.path"},
+	{"probe path with a dot-dot segment", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {probe: {path: /a/../b}}}}`, "spec.trafficRouting.gatewayAPI.probe.path"},
+	{"probe path with a bad escape", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {probe: {path: /a%zz}}}}`, "spec.trafficRouting.gatewayAPI.probe.path"},
+	{"probe path with an encoded slash", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {probe: {path: /a%2Fb}}}}`, "spec.trafficRouting.gatewayAPI.probe.path"},
+	// Canary matches the route writer (internal/traffic/gatewayapi/match.go) can express.
+	{"a header twice in another case", "rollout_gamma", `spec: {strategy: {canary: {match: [{headers: [{name: X-Canary, value: a}, {name: x-canary, value: b}]}]}}}`, "spec.strategy.canary.match[0].headers"},
+	{"a query parameter twice", "rollout_gamma", `spec: {strategy: {canary: {match: [{queryParams: [{name: canary, value: a}, {name: canary, value: b}]}]}}}`, "spec.strategy.canary.match[0].queryParams"},
+	{"query parameter value of 1025 characters", "rollout_gamma", `spec: {strategy: {canary: {match: [{queryParams: [{name: canary, value: ` + strings.Repeat("v", 1025) + `}]}]}}}`, "spec.strategy.canary.match[0].queryParams"},
+	{"header value with DEL", "rollout_gamma", `spec: {strategy: {canary: {match: [{headers: [{name: x-canary, value: "a\x7Fb"}]}]}}}`, "spec.strategy.canary.match[0].headers[0].value"},
+	{"header value with a line break", "rollout_gamma", `spec: {strategy: {canary: {match: [{headers: [{name: x-canary, value: "a\r\nX-Injected: 1"}]}]}}}`, "spec.strategy.canary.match[0].headers[0].value"},
+	{"query parameter value with a C1 control", "rollout_gamma", `spec: {strategy: {canary: {match: [{queryParams: [{name: canary, value: "a\u0080b"}]}]}}}`, "spec.strategy.canary.match[0].queryParams[0].value"},
+	{"cookie value with U+FFFF", "rollout_gamma", `spec: {strategy: {canary: {match: [{cookies: [{name: beta, value: "a\uFFFFb"}]}]}}}`, "spec.strategy.canary.match[0].cookies[0].value"},
+	{"a cookie twice", "rollout_gamma", `spec: {strategy: {canary: {match: [{cookies: [{name: beta, value: a}, {name: beta, value: b}]}]}}}`, "spec.strategy.canary.match[0].cookies"},
+	{"a Cookie header and cookies", "rollout_gamma", `spec: {strategy: {canary: {match: [{headers: [{name: Cookie, value: a=1}], cookies: [{name: beta, value: b}]}]}}}`, "spec.strategy.canary.match[0].headers"},
+	{"three cookies", "rollout_gamma", `spec: {strategy: {canary: {match: [{cookies: [{name: a, value: "1"}, {name: b, value: "2"}, {name: c, value: "3"}]}]}}}`, "spec.strategy.canary.match[0].cookies"},
+	{"cookie value of 125 characters", "rollout_gamma", `spec: {strategy: {canary: {match: [{cookies: [{name: beta, value: ` + strings.Repeat("v", 125) + `}]}]}}}`, "spec.strategy.canary.match[0].cookies[0].value"},
+	// Durations: past the bound, and past what a time.Duration holds (CEL's duration() fails,
+	// which the API server reports on the field).
+	{"canary scaleDownDelay above the bound", "rollout_canary", `spec: {strategy: {canary: {scaleDownDelay: 2562047h1m}}}`, "spec.strategy.canary.scaleDownDelay"},
+	{"canary scaleDownDelay past a time.Duration", "rollout_canary", `spec: {strategy: {canary: {scaleDownDelay: 2562048h}}}`, "spec.strategy.canary.scaleDownDelay"},
+	{"pause duration above the bound", "rollout_canary", `spec: {strategy: {canary: {steps: [{pause: {duration: 2562047h1m}}]}}}`, "spec.strategy.canary.steps[0].pause.duration"},
+	{"pause duration past a time.Duration", "rollout_canary", `spec: {strategy: {canary: {steps: [{pause: {duration: 99999999999999999999h}}]}}}`, "spec.strategy.canary.steps[0].pause.duration"},
+	{"blue-green scaleDownDelay above the bound", "rollout_bluegreen", `spec: {strategy: {blueGreen: {scaleDownDelay: 2562047h1m}}}`, "spec.strategy.blueGreen.scaleDownDelay"},
+	{"maxHold above the bound", "rollout_canary", `spec: {analysis: {maxHold: 2562047h1m}}`, "spec.analysis.maxHold"},
+	{"maxHold past a time.Duration", "rollout_canary", `spec: {analysis: {maxHold: 2562048h}}`, "spec.analysis.maxHold"},
+	{"progressDeadline past a time.Duration", "rollout_canary", `spec: {progressDeadline: 2562048h}`, "spec.progressDeadline"},
 
 	// HealthGate
 	{"builtin without dataPlane", "healthgate_success_rate", `spec: {dataPlane: null}`, "spec.dataPlane"},
@@ -97,6 +148,7 @@ var invalidCases = []invalidCase{
 	{"no metrics", "healthgate_success_rate", `spec: {metrics: []}`, "spec.metrics"},
 	{"window below 1s", "healthgate_latency", `spec: {window: 100ms}`, "spec.window"},
 	{"interval below 1s", "healthgate_latency", `spec: {interval: 100ms}`, "spec.interval"},
+	{"window past a time.Duration", "healthgate_latency", `spec: {window: 2562048h}`, "spec.window"},
 
 	// MeshPolicy
 	{"policy that sets nothing", "meshpolicy_catalog", `spec: {retries: null, rateLimit: null, loadBalancer: null}`, "spec"},
@@ -119,6 +171,72 @@ var invalidCases = []invalidCase{
 	{"timeouts that set nothing", "meshpolicy_payments", `spec: {timeouts: {request: null, idle: null}}`, "spec.timeouts"},
 	{"request timeout not a duration", "meshpolicy_payments", `spec: {timeouts: {request: 5 seconds}}`, "spec.timeouts.request"},
 	{"request timeout longer than 32 characters", "meshpolicy_payments", `spec: {timeouts: {request: 1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s}}`, "spec.timeouts.request"},
+	{"path with a C1 control", "meshpolicy_payments", `spec: {authorization: {rules: [{to: [{paths: ["/api\u0090/*"]}]}]}}`, "spec.authorization.rules[0].to[0].paths[0]"},
+	{"hash cookie name with a space", "meshpolicy_catalog", `spec: {loadBalancer: {consistentHash: {cookie: {name: "my session"}}}}`, "spec.loadBalancer.consistentHash.cookie.name"},
+	{"name of 64 characters", "meshpolicy_payments", `metadata: {name: ` + strings.Repeat("n", 64) + `}`, "metadata.name"},
+	{"request timeout above the bound", "meshpolicy_payments", `spec: {timeouts: {request: 2562047h1m}}`, "spec.timeouts.request"},
+	{"request timeout past a time.Duration", "meshpolicy_payments", `spec: {timeouts: {request: 2562048h}}`, "spec.timeouts.request"},
+	{"idle timeout above the bound", "meshpolicy_payments", `spec: {timeouts: {idle: 2562047h1m}}`, "spec.timeouts.idle"},
+	{"idle timeout past a time.Duration", "meshpolicy_payments", `spec: {timeouts: {idle: 99999999999999999999h}}`, "spec.timeouts.idle"},
+	{"per-try timeout above the bound", "meshpolicy_payments", `spec: {timeouts: null, retries: {perTryTimeout: 2562047h1m}}`, "spec.retries.perTryTimeout"},
+	{"ejection sweep interval above the bound", "meshpolicy_payments", `spec: {circuitBreaker: {outlierDetection: {interval: 2562047h1m}}}`, "spec.circuitBreaker.outlierDetection.interval"},
+	{"base ejection time above the bound", "meshpolicy_payments", `spec: {circuitBreaker: {outlierDetection: {baseEjectionTime: 2562047h1m}}}`, "spec.circuitBreaker.outlierDetection.baseEjectionTime"},
+	{"base ejection time past a time.Duration", "meshpolicy_payments", `spec: {circuitBreaker: {outlierDetection: {baseEjectionTime: 2562048h}}}`, "spec.circuitBreaker.outlierDetection.baseEjectionTime"},
+	{"hash cookie TTL above the bound", "meshpolicy_catalog", `spec: {loadBalancer: {consistentHash: {cookie: {ttl: 2562047h1m}}}}`, "spec.loadBalancer.consistentHash.cookie.ttl"},
+}
+
+// validCase is a valid sample with a JSON merge patch that stays just inside a rule: the
+// neighbour of an invalid case, which must still be accepted.
+type validCase struct {
+	name   string
+	sample string
+	patch  string
+}
+
+var validCases = []validCase{
+	// Rollout
+	{"name of 63 characters with a Service name", "rollout_gamma", `metadata: {name: ` + strings.Repeat("n", 63) + `}`},
+	{"name with dots with a Service name", "rollout_gamma", `metadata: {name: inventory.v2}`},
+	{"name of 61 characters without a Service name", "rollout_canary", `metadata: {name: ` + strings.Repeat("n", 61) + `}`},
+	{"target name with dots", "rollout_canary", `spec: {targetRef: {name: checkout.v2}}`},
+	{"targetPort name with a digit and a hyphen", "rollout_canary", `spec: {service: {targetPort: http-2}}`},
+	{"targetPort name of 15 characters", "rollout_canary", `spec: {service: {targetPort: abcdefghijklmno}}`},
+	{"targetPort number", "rollout_canary", `spec: {service: {targetPort: 8080}}`},
+	{"the same Gateway with two sectionNames", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, namespace: gateways, sectionName: http}, {name: edge, namespace: gateways, sectionName: https}]}}}`},
+	{"the same Gateway with two sectionNames and ports", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, sectionName: http, port: 80}, {name: edge, sectionName: https, port: 443}]}}}`},
+	{"Gateways of the same name in two namespaces", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, namespace: gateways}, {name: edge}]}}}`},
+	{"a Gateway and a Service of the same name", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge}, {group: "", kind: Service, name: edge}]}}}`},
+	{"Gateway group with kind unset", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{group: gateway.networking.k8s.io, name: edge}]}}}`},
+	{"sectionName with dots", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {parentRefs: [{name: edge, sectionName: web.https}]}}}`},
+	{"probe path with escapes and dots", "rollout_canary", `spec: {trafficRouting: {gatewayAPI: {probe: {path: "/.well-known/a%20b/v1.2/~x"}}}}`},
+	{"two headers differing in more than case", "rollout_gamma", `spec: {strategy: {canary: {match: [{headers: [{name: X-Canary, value: a}, {name: x-canary-2, value: b}]}]}}}`},
+	{"query parameters differing in case", "rollout_gamma", `spec: {strategy: {canary: {match: [{queryParams: [{name: canary, value: a}, {name: Canary, value: b}]}]}}}`},
+	{"query parameter value of 1024 characters and header value of 4096", "rollout_gamma", `spec: {strategy: {canary: {match: [{queryParams: [{name: canary, value: ` + strings.Repeat("v", 1024) + `}], headers: [{name: x-canary, value: ` + strings.Repeat("h", 4096) + `}]}]}}}`},
+	{"values with a tab and non-ASCII letters", "rollout_gamma", `spec: {strategy: {canary: {match: [{headers: [{name: x-canary, value: "a\tb ☃ é"}], queryParams: [{name: q, value: "日本語"}], cookies: [{name: beta, value: "é🙂"}]}]}}}`},
+	{"a Cookie header condition alone", "rollout_gamma", `spec: {strategy: {canary: {match: [{headers: [{name: Cookie, value: a=1}]}, {cookies: [{name: beta, value: b}]}]}}}`},
+	{"two cookies with values of 124 characters", "rollout_gamma", `spec: {strategy: {canary: {match: [{cookies: [{name: a, value: ` + strings.Repeat("v", 124) + `}, {name: b, value: ` + strings.Repeat("w", 124) + `}]}]}}}`},
+	{"durations at the bound", "rollout_canary", `spec: {strategy: {canary: {scaleDownDelay: 2562047h, steps: [{pause: {duration: 2562047h}}]}}, analysis: {maxHold: 2562047h}}`},
+	{"blue-green scaleDownDelay at the bound", "rollout_bluegreen", `spec: {strategy: {blueGreen: {scaleDownDelay: 2562047h}}}`},
+
+	// MeshPolicy
+	{"name of 63 characters", "meshpolicy_payments", `metadata: {name: ` + strings.Repeat("n", 63) + `}`},
+	{"durations at the bound", "meshpolicy_payments", `spec: {timeouts: {request: 2562047h, idle: 2562047h}, retries: {perTryTimeout: 2562047h}, circuitBreaker: {outlierDetection: {interval: 2562047h, baseEjectionTime: 2562047h}}}`},
+	{"path with non-ASCII letters", "meshpolicy_payments", `spec: {authorization: {rules: [{to: [{paths: ["/käse/*"]}]}]}}`},
+	{"hash cookie TTL at the bound", "meshpolicy_catalog", `spec: {loadBalancer: {consistentHash: {cookie: {ttl: 2562047h}}}}`},
+}
+
+func TestValidNeighboursAreAccepted(t *testing.T) {
+	ctx := context.Background()
+	ns := createNamespace(t, "valid")
+	for _, tc := range validCases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := patchedSample(t, tc.sample, tc.patch)
+			obj.SetNamespace(ns)
+			if err := env.Client.Create(ctx, obj, client.FieldValidation("Strict"), client.DryRunAll); err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+		})
+	}
 }
 
 func TestInvalidObjectsAreRejectedNamingTheField(t *testing.T) {

@@ -1,11 +1,17 @@
 package gatewayapi
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"sigs.k8s.io/yaml"
+
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
 func TestCookieRegex(t *testing.T) {
@@ -98,5 +104,53 @@ func TestHTTPMatchErrors(t *testing.T) {
 			}
 			assertContains(t, "error", err.Error(), tc.want)
 		})
+	}
+}
+
+// The Rollout schema caps cookies (count, name and value length) so that any accepted match
+// has a cookie regex within the limit: the worst case it admits must build.
+func TestCookieRegexFitsTheSchemaLimits(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "mesh.sluice.dev_rollouts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(data, &crd); err != nil {
+		t.Fatal(err)
+	}
+	s := crd.Spec.Versions[0].Schema.OpenAPIV3Schema
+	for _, p := range []string{"spec", "strategy", "canary", "match", "cookies"} {
+		if s.Items != nil {
+			s = s.Items.Schema
+		}
+		next, ok := s.Properties[p]
+		if !ok {
+			t.Fatalf("the Rollout schema has no %s", p)
+		}
+		s = &next
+	}
+	if s.MaxItems == nil {
+		t.Fatal("cookies has no maxItems")
+	}
+	item := s.Items.Schema
+	nameMax, valueMax := item.Properties["name"].MaxLength, item.Properties["value"].MaxLength
+	if nameMax == nil || valueMax == nil {
+		t.Fatal("a cookie's name or value has no maxLength")
+	}
+	// Names of characters QuoteMeta escapes (2 bytes each), values of 4-byte runes.
+	escaped := []string{".", "*", "+", "$", "^", "|"}
+	for n := 1; n <= int(*s.MaxItems); n++ {
+		var cookies []meshv1alpha1.CookieMatch
+		for i := range n {
+			cookies = append(cookies, meshv1alpha1.CookieMatch{
+				Name:  strings.Repeat(escaped[i%len(escaped)], int(*nameMax)),
+				Value: strings.Repeat("🙂", int(*valueMax)),
+			})
+		}
+		re, err := cookieRegex(cookies)
+		if err != nil {
+			t.Fatalf("%d cookies at the schema's limits: %v", n, err)
+		}
+		t.Logf("%d cookies at the schema's limits: %d bytes", n, len(re))
 	}
 }
