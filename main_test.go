@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/testenv"
@@ -145,14 +144,7 @@ func TestManagerBinaryServesProbesMetricsAndWebhooks(t *testing.T) {
 	if err := env.Client.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	r := &meshv1alpha1.Rollout{}
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", "mesh_v1alpha1_rollout_gamma.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.UnmarshalStrict(data, r); err != nil {
-		t.Fatal(err)
-	}
+	r := sampleRollout(t)
 	r.Namespace = ns.Name
 	if err := env.Client.Create(ctx, r); err != nil {
 		t.Fatal(err)
@@ -160,16 +152,7 @@ func TestManagerBinaryServesProbesMetricsAndWebhooks(t *testing.T) {
 	if r.Spec.ProgressDeadline == nil || r.Spec.ProgressDeadline.Duration != meshv1alpha1.DefaultProgressDeadline {
 		t.Errorf("the binary's defaulting webhook did not set spec.progressDeadline: %v", r.Spec.ProgressDeadline)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
-			return false, nil
-		}
-		c := meta.FindStatusCondition(r.Status.Conditions, meshv1alpha1.ConditionStalled)
-		return c != nil && c.Reason == "TargetNotFound" && r.Status.ObservedGeneration == r.Generation, nil
-	})
-	if err != nil {
-		t.Fatalf("the Rollout controller did not report its missing target: %v (status %+v)", err, r.Status)
-	}
+	waitTargetNotFound(t, env, r, "the Rollout controller did not report its missing target")
 
 	// After a reconcile, the operator's own metrics are there too.
 	body := pollStatus(t, insecure, metricsURL, token, http.StatusOK)
@@ -254,4 +237,20 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// waitTargetNotFound waits until the manager reported, for the current generation, that the
+// Rollout's target Deployment is missing: the sign that its Rollout controller acts on it.
+func waitTargetNotFound(t *testing.T, env *testenv.Env, r *meshv1alpha1.Rollout, what string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
+			return false, nil
+		}
+		c := meta.FindStatusCondition(r.Status.Conditions, meshv1alpha1.ConditionStalled)
+		return c != nil && c.Reason == "TargetNotFound" && r.Status.ObservedGeneration == r.Generation, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v (status %+v)", what, err, r.Status)
+	}
 }

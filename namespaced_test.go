@@ -14,7 +14,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -88,7 +87,8 @@ func TestNamespacedInstall(t *testing.T) {
 	// Webhooks and leader election are the overlay's too, but need a Service and certificates
 	// (TestTwoReplicasOneLeadsBothServeWebhooks covers them): off here.
 	cmd := exec.Command(managerBinary(t), "--kubeconfig="+path, "--namespaces="+watch, "--webhooks=false",
-		"--health-probe-bind-address="+probe, "--metrics-bind-address=0", "--policy-namespace=sluice-system")
+		"--health-probe-bind-address="+probe, "--metrics-bind-address=0", "--policy-namespace=sluice-system",
+		"--zap-log-level=debug") // the policy audit logs each pass at debug
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -103,24 +103,23 @@ func TestNamespacedInstall(t *testing.T) {
 	})
 	pollStatus(t, &http.Client{Timeout: 2 * time.Second}, "http://"+probe+"/readyz", "", http.StatusOK)
 
+	// The Rollout elsewhere first: by the time the one in apps has status, a manager watching
+	// elsewhere would have seen it too.
 	mine, other := sampleRollout(t), sampleRollout(t)
 	mine.Namespace, other.Namespace = "apps", "elsewhere"
-	for _, r := range []*meshv1alpha1.Rollout{mine, other} {
+	for _, r := range []*meshv1alpha1.Rollout{other, mine} {
 		if err := env.Client.Create(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(mine), mine); err != nil {
-			return false, nil
-		}
-		c := meta.FindStatusCondition(mine.Status.Conditions, meshv1alpha1.ConditionStalled)
-		return c != nil && c.Reason == "TargetNotFound", nil
+	waitTargetNotFound(t, env, mine, "the Rollout in apps was not acted on")
+	// The policy audit (run once the policies load) reads namespaces and objects too: wait for
+	// its first pass, so that a refusal of it shows in the logs checked below.
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return strings.Contains(logs.String(), `"policy audit`), nil
 	}); err != nil {
-		t.Fatalf("the Rollout in apps was not acted on: %v (status %+v)", err, mine.Status)
+		t.Fatalf("no policy audit ran: %v", err)
 	}
-	// A few more seconds of running: resyncs, the policy audit, nothing refused.
-	time.Sleep(3 * time.Second)
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(other), other); err != nil {
 		t.Fatal(err)
 	}

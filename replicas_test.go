@@ -20,12 +20,10 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -174,15 +172,7 @@ func TestTwoReplicasOneLeadsBothServeWebhooks(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("creating a Rollout with one replica left: %v", createErr)
 	}
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ro), ro); err != nil {
-			return false, nil
-		}
-		c := meta.FindStatusCondition(ro.Status.Conditions, meshv1alpha1.ConditionStalled)
-		return c != nil && c.Reason == "TargetNotFound", nil
-	}); err != nil {
-		t.Fatalf("the new leader's Rollout controller did not act: %v (status %+v)", err, ro.Status)
-	}
+	waitTargetNotFound(t, env, ro, "the new leader's Rollout controller did not act")
 }
 
 // repoint sends the API server's reviews to another replica's address, as the webhook Service
@@ -190,12 +180,10 @@ func TestTwoReplicasOneLeadsBothServeWebhooks(t *testing.T) {
 func repoint(t *testing.T, env *testenv.Env, from, to string) {
 	t.Helper()
 	ctx := context.Background()
-	swap := func(hooks []admissionregistrationv1.WebhookClientConfig) {
-		for i := range hooks {
-			if u := hooks[i].URL; u != nil {
-				s := strings.Replace(*u, "//"+from+"/", "//"+to+"/", 1)
-				hooks[i].URL = &s
-			}
+	swap := func(c *admissionregistrationv1.WebhookClientConfig) {
+		if c.URL != nil {
+			u := strings.Replace(*c.URL, "//"+from+"/", "//"+to+"/", 1)
+			c.URL = &u
 		}
 	}
 	var mutating admissionregistrationv1.MutatingWebhookConfigurationList
@@ -203,16 +191,10 @@ func repoint(t *testing.T, env *testenv.Env, from, to string) {
 		t.Fatal(err)
 	}
 	for i := range mutating.Items {
-		m := &mutating.Items[i]
-		cfgs := make([]admissionregistrationv1.WebhookClientConfig, len(m.Webhooks))
-		for j := range m.Webhooks {
-			cfgs[j] = m.Webhooks[j].ClientConfig
+		for j := range mutating.Items[i].Webhooks {
+			swap(&mutating.Items[i].Webhooks[j].ClientConfig)
 		}
-		swap(cfgs)
-		for j := range m.Webhooks {
-			m.Webhooks[j].ClientConfig = cfgs[j]
-		}
-		if err := env.Client.Update(ctx, m); err != nil {
+		if err := env.Client.Update(ctx, &mutating.Items[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -221,16 +203,10 @@ func repoint(t *testing.T, env *testenv.Env, from, to string) {
 		t.Fatal(err)
 	}
 	for i := range validating.Items {
-		v := &validating.Items[i]
-		cfgs := make([]admissionregistrationv1.WebhookClientConfig, len(v.Webhooks))
-		for j := range v.Webhooks {
-			cfgs[j] = v.Webhooks[j].ClientConfig
+		for j := range validating.Items[i].Webhooks {
+			swap(&validating.Items[i].Webhooks[j].ClientConfig)
 		}
-		swap(cfgs)
-		for j := range v.Webhooks {
-			v.Webhooks[j].ClientConfig = cfgs[j]
-		}
-		if err := env.Client.Update(ctx, v); err != nil {
+		if err := env.Client.Update(ctx, &validating.Items[i]); err != nil {
 			t.Fatal(err)
 		}
 	}

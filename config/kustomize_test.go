@@ -248,16 +248,7 @@ func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *u
 
 // checkEgressPolicy: the egress NetworkPolicy selects the manager's pods and limits only egress.
 func checkEgressPolicy(t *testing.T, manager, policy *unstructured.Unstructured) {
-	podLabels, _, _ := unstructured.NestedStringMap(manager.Object, "spec", "template", "metadata", "labels")
-	selector, _, _ := unstructured.NestedStringMap(policy.Object, "spec", "podSelector", "matchLabels")
-	if len(selector) == 0 {
-		t.Error("NetworkPolicy sluice-manager-egress selects no labels (it would select every pod of the namespace)")
-	}
-	for k, v := range selector {
-		if podLabels[k] != v {
-			t.Errorf("NetworkPolicy sluice-manager-egress selects %s=%s, which the manager's pods lack (%v)", k, v, podLabels)
-		}
-	}
+	checkSelectsManagerPods(t, "NetworkPolicy sluice-manager-egress", manager, policy, "spec", "podSelector", "matchLabels")
 	if types, _, _ := unstructured.NestedStringSlice(policy.Object, "spec", "policyTypes"); !slices.Equal(types, []string{"Egress"}) {
 		t.Errorf("NetworkPolicy sluice-manager-egress policyTypes %v, want [Egress] (ingress carries webhooks and metrics)", types)
 	}
@@ -276,16 +267,7 @@ func checkAvailability(t *testing.T, deploy, pdb *unstructured.Unstructured) {
 	if m, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "minAvailable"); m != int64(1) {
 		t.Errorf("PodDisruptionBudget: minAvailable %v, want 1", m)
 	}
-	podLabels, _, _ := unstructured.NestedStringMap(deploy.Object, "spec", "template", "metadata", "labels")
-	sel, _, _ := unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
-	if len(sel) == 0 {
-		t.Error("PodDisruptionBudget: no selector")
-	}
-	for k, v := range sel {
-		if podLabels[k] != v {
-			t.Errorf("PodDisruptionBudget: selector %v does not select the manager's pods %v", sel, podLabels)
-		}
-	}
+	checkSelectsManagerPods(t, "PodDisruptionBudget", deploy, pdb, "spec", "selector", "matchLabels")
 	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
 	manager, _ := containers[0].(map[string]any)
 	if path, _, _ := unstructured.NestedString(manager, "readinessProbe", "httpGet", "path"); path != "/readyz" {
@@ -380,6 +362,22 @@ func checkNamespaced(t *testing.T, objs []*unstructured.Unstructured) {
 			if !scoped {
 				t.Errorf("webhook %s reviews namespaces beyond %s: namespaceSelector %v", hook["name"], watched, hook["namespaceSelector"])
 			}
+		}
+	}
+}
+
+// checkSelectsManagerPods: obj's label selector (at path) is not empty and matches the
+// manager's pods.
+func checkSelectsManagerPods(t *testing.T, what string, deploy, obj *unstructured.Unstructured, path ...string) {
+	t.Helper()
+	podLabels, _, _ := unstructured.NestedStringMap(deploy.Object, "spec", "template", "metadata", "labels")
+	selector, _, _ := unstructured.NestedStringMap(obj.Object, path...)
+	if len(selector) == 0 {
+		t.Errorf("%s selects no labels (it would select every pod of the namespace)", what)
+	}
+	for k, v := range selector {
+		if podLabels[k] != v {
+			t.Errorf("%s selects %s=%s, which the manager's pods lack (%v)", what, k, v, podLabels)
 		}
 	}
 }

@@ -28,7 +28,6 @@ import (
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/discovery"
@@ -46,6 +45,7 @@ import (
 	"github.com/sluice-mesh/sluice/internal/slots"
 	"github.com/sluice-mesh/sluice/internal/traffic"
 	"github.com/sluice-mesh/sluice/internal/traffic/gatewayapi"
+	"github.com/sluice-mesh/sluice/webhooks"
 )
 
 // Issue 13, "bounded input everywhere": generated and mutated objects of the three kinds go
@@ -775,17 +775,10 @@ func validVerdict(v meshv1alpha1.Verdict) bool {
 // API, with every one, and with Rollout backends and GAMMA routes. What the controller would
 // write must be valid (names, the labels it adds) and its status must fit the schema.
 func (f *fuzzer) meshPolicyLogic(p *meshv1alpha1.MeshPolicy) []problem {
-	var services []corev1.Service
+	services := webhooks.StandInServices(p)
 	backends := map[string][]string{}
 	routed := map[string]bool{}
 	for _, t := range p.Spec.TargetRefs {
-		services = append(services, corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: t.Name, Namespace: p.Namespace},
-			Spec: corev1.ServiceSpec{
-				Selector: map[string]string{"app": t.Name},
-				Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
-			},
-		})
 		backends[t.Name] = []string{t.Name + "-a", t.Name + "-b"}
 		routed[t.Name] = true
 	}

@@ -75,16 +75,7 @@ func expressible(p *meshv1alpha1.MeshPolicy) error {
 		return fmt.Errorf("spec.provider %q: not a known provider", name)
 	}
 	unsupported, _ := policy.Check(prov.Matrix(), &p.Spec)
-	var services []corev1.Service
-	for _, t := range p.Spec.TargetRefs {
-		services = append(services, corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: t.Name, Namespace: p.Namespace},
-			Spec: corev1.ServiceSpec{
-				Selector: map[string]string{"app": t.Name},
-				Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
-			},
-		})
-	}
+	services := standInServices(p)
 	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: policy.Capabilities{HTTPRouteRetry: true, ConsulEnterprise: true}})
 	if err != nil {
 		return fmt.Errorf("spec: %w", err)
@@ -138,4 +129,20 @@ func (v MeshPolicyValidator) governed(ctx context.Context, p *meshv1alpha1.MeshP
 		}
 	}
 	return w
+}
+
+// standInServices are the policy's targets as translation input at admission, when the real
+// Services may not exist yet: each with one HTTP port 80.
+func standInServices(p *meshv1alpha1.MeshPolicy) []corev1.Service {
+	var services []corev1.Service
+	for _, t := range p.Spec.TargetRefs {
+		services = append(services, corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: t.Name, Namespace: p.Namespace},
+			Spec: corev1.ServiceSpec{
+				Selector: map[string]string{"app": t.Name},
+				Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+			},
+		})
+	}
+	return services
 }

@@ -418,15 +418,6 @@ func (m *machine) canarySteps() {
 			continue
 		}
 		if i >= len(steps) {
-			// Never more weight to a canary the data plane has not shown to answer (a
-			// promote-full can come before the first step's weight).
-			if !m.canaryProven() {
-				m.st.CanaryWeight = 0
-				m.setTraffic(0, false, 0)
-				m.waitFor(ReasonWaitingForDataPlane, "promotion: proving that slot %s answers through the data plane before it gets traffic: %s",
-					m.st.StableSlot.Other(), m.dataPlaneMessage())
-				return
-			}
 			m.promoting()
 			return
 		}
@@ -533,20 +524,21 @@ func (m *machine) blueGreen() {
 // analyzed pods keep running: nothing of the slot's template changes.
 func (m *machine) promoting() {
 	canary := m.st.StableSlot.Other()
-	if m.st.Phase != meshv1alpha1.PhasePromoting {
-		m.event(false, ReasonPromoting, "moving all traffic to revision %s in slot %s", m.st.CanaryRevision, canary)
-	}
-	m.st.Phase = meshv1alpha1.PhasePromoting
 	if !m.canaryProven() {
-		// The proof on record is no longer the canary's: a late proof of a split the route
-		// carried before (the stable slot's probe) replaced it. No weight moves until the data
-		// plane shows again that the canary answers.
+		// Never more weight to a canary the data plane has not shown to answer: a promote-full
+		// can come before the first step's weight, and while promoting a late proof of a split
+		// the route carried before (the stable slot's probe) can replace the canary's. The
+		// phase stays what it was.
 		m.st.CanaryWeight = 0
 		m.setTraffic(0, false, 0)
 		m.waitFor(ReasonWaitingForDataPlane, "promotion: proving that slot %s answers through the data plane before it gets traffic: %s",
 			canary, m.dataPlaneMessage())
 		return
 	}
+	if m.st.Phase != meshv1alpha1.PhasePromoting {
+		m.event(false, ReasonPromoting, "moving all traffic to revision %s in slot %s", m.st.CanaryRevision, canary)
+	}
+	m.st.Phase = meshv1alpha1.PhasePromoting
 	m.st.CanaryWeight = 100
 	m.setTraffic(100, false, 0)
 	if !m.trafficInForce() {
