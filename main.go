@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"maps"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -51,6 +50,7 @@ type options struct {
 	kubeQPS        float64
 	kubeBurst      int
 	workers        int
+	trackSecrets   bool
 	policies       bool
 	policyNS       string
 	policyAudit    time.Duration
@@ -75,6 +75,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics and webhook servers (off by default: HTTP/2 stream-reset and rapid-reset weaknesses).")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 100, "Requests per second the manager may send to the API server, all clients together (client-side rate limit). A release costs about 30 requests per Rollout: raise it for waves of hundreds of Rollouts (docs/benchmarks.md, Scale); the API server's priority and fairness still protects itself.")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 200, "Requests the manager may send to the API server in a burst above --kube-api-qps.")
+	fs.BoolVar(&o.trackSecrets, "track-secrets", true, "Config tracking (a Rollout's spec.configTracking) copies the Secrets pod templates reference, as it does ConfigMaps. Off: Secrets are left as the template references them (pods read the live Secret), and the manager needs no list, watch, create or delete on Secrets (see README, Security).")
 	fs.IntVar(&o.workers, "max-concurrent-reconciles", 4, "Workers of each controller (Rollout, HealthGate, MeshPolicy). Gate queries never run on a worker; more workers keep many Rollouts moving while some apply slowly.")
 	fs.BoolVar(&o.consulEnt, "consul-enterprise", false, "The cluster's Consul is Enterprise: MeshPolicy rate limits and locality are written for it (Consul CE refuses a config entry that carries them, so without this flag they are reported unsupported).")
 	fs.BoolVar(&o.policies, "admission-policies", true, "Check Rollouts, HealthGates, MeshPolicies (and HTTPRoutes, Services, Deployments in namespaces labelled "+admission.NamespaceLabel+"="+admission.NamespaceLabelValue+") with the built-in Rego library and the policy ConfigMaps: at admission (with --webhooks) and in a periodic audit.")
@@ -178,14 +179,14 @@ func run(o *options) error {
 		LeaderElectionNamespace:       o.leaderNS,
 		LeaderElectionReleaseOnCancel: true,
 	}
-	if o.policies {
-		maps.Copy(mgrOpts.Cache.ByObject, controllers.PolicyCacheOptions(o.policyNS))
-	}
 	if ns := splitNamespaces(o.namespaces); len(ns) > 0 {
 		mgrOpts.Cache.DefaultNamespaces = map[string]cache.Config{}
 		for _, n := range ns {
 			mgrOpts.Cache.DefaultNamespaces[n] = cache.Config{}
 		}
+	}
+	if o.policies {
+		controllers.WithPolicyCache(&mgrOpts.Cache, o.policyNS)
 	}
 	if o.webhooks {
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: o.webhookHost, Port: o.webhookPort, CertDir: o.webhookCertDir, TLSOpts: tlsOpts})
@@ -200,7 +201,9 @@ func run(o *options) error {
 	evaluator := &controllers.PrometheusEvaluator{Reader: mgr.GetAPIReader(), Egress: o.egress}
 	for name, setup := range map[string]func(ctrl.Manager) error{
 		"rollout": func(m ctrl.Manager) error {
-			return controllers.SetupRolloutController(m, &controllers.RolloutGates{Client: m.GetClient(), Evaluator: evaluator}, o.workers)
+			r := controllers.NewRolloutReconciler(m, &controllers.RolloutGates{Client: m.GetClient(), Evaluator: evaluator}, o.workers)
+			r.TrackSecrets = o.trackSecrets
+			return r.SetupWithManager(m)
 		},
 		"healthgate": func(m ctrl.Manager) error { return controllers.SetupHealthGateController(m, evaluator, o.workers) },
 		"meshpolicy": func(m ctrl.Manager) error {

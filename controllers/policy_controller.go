@@ -63,11 +63,15 @@ func init() {
 // PolicyCacheOptions restricts the ConfigMap cache to the labelled ConfigMaps of the policy
 // namespace: nobody else's ConfigMaps are held in memory.
 func PolicyCacheOptions(namespace string) map[client.Object]cache.ByObject {
-	sel := labels.NewSelector()
-	req, _ := labels.NewRequirement(PolicyLabel, selection.In, []string{PolicyLabelRego, PolicyLabelConfig})
 	return map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{namespace: {}}, Label: sel.Add(*req)},
+		&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{namespace: {}}, Label: policySelector()},
 	}
+}
+
+// policySelector selects the policy ConfigMaps.
+func policySelector() labels.Selector {
+	req, _ := labels.NewRequirement(PolicyLabel, selection.In, []string{PolicyLabelRego, PolicyLabelConfig})
+	return labels.NewSelector().Add(*req)
 }
 
 // PolicyLoader is the engine side of a reload.

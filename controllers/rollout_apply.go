@@ -65,8 +65,28 @@ func (r *RolloutReconciler) apply(ctx context.Context, ro *meshv1alpha1.Rollout,
 			return err
 		}
 	}
+	if len(w.release.copies) > 0 && takesRelease(d, w) {
+		// The copies first: a pod of a slot that referenced a missing copy would not start.
+		if err := r.applyCopies(ctx, ro, w.release); err != nil {
+			return err
+		}
+	}
+	inUse := []string{w.release.config}
 	for _, s := range []meshv1alpha1.Slot{meshv1alpha1.SlotA, meshv1alpha1.SlotB} {
-		if err := r.applySlot(ctx, ro, s, d.Slots[s], w); err != nil {
+		dep, err := r.applySlot(ctx, ro, s, d.Slots[s], w)
+		if err != nil {
+			return err
+		}
+		// A slot scaled to zero uses its copies no more: it runs a template again only
+		// with a release, whose copies w.release keeps.
+		if dep != nil && ptr.Deref(dep.Spec.Replicas, 1) > 0 {
+			inUse = append(inUse, dep.Annotations[slots.AnnotationConfig])
+		} else if cur := w.slots[s]; dep == nil && cur != nil && ptr.Deref(cur.Spec.Replicas, 1) > 0 {
+			inUse = append(inUse, cur.Annotations[slots.AnnotationConfig])
+		}
+	}
+	if ct := ro.Spec.ConfigTracking; (ct != nil && ct.Enabled) || w.hasCopies() {
+		if err := r.collectCopies(ctx, ro, inUse); err != nil {
 			return err
 		}
 	}
@@ -101,29 +121,30 @@ func (r *RolloutReconciler) applyRoute(ctx context.Context, split traffic.Split)
 	return nil
 }
 
-// applySlot applies one slot Deployment: a new template (copied from the target) only when the
+// applySlot applies one slot Deployment: a new template (the target's release) only when the
 // decision asks for the target's revision; otherwise its current template, so that only the
-// replica count can change. A slot to keep is not written at all.
-func (r *RolloutReconciler) applySlot(ctx context.Context, ro *meshv1alpha1.Rollout, s meshv1alpha1.Slot, in rollout.SlotIntent, w *world) error {
+// replica count can change. A slot to keep is not written at all. It returns the Deployment
+// written (nil when none).
+func (r *RolloutReconciler) applySlot(ctx context.Context, ro *meshv1alpha1.Rollout, s meshv1alpha1.Slot, in rollout.SlotIntent, w *world) (*appsv1.Deployment, error) {
 	if in.Keep {
-		return nil
+		return nil, nil
 	}
 	cur := w.slots[s]
 	var dep *appsv1.Deployment
 	var err error
 	switch {
-	case in.Revision != "" && (cur == nil || cur.Annotations[rollout.AnnotationRevision] != in.Revision):
-		if w.target == nil || rollout.Revision(&w.target.Spec.Template) != in.Revision {
-			return fmt.Errorf("slot %s: revision %s is no longer the target's template", s, in.Revision)
+	case newTemplate(in, cur):
+		if w.target == nil || w.obs.Target.Revision != in.Revision {
+			return nil, fmt.Errorf("slot %s: revision %s is no longer the target's template", s, in.Revision)
 		}
-		dep, err = slots.Deployment(ro, s, w.target, &w.target.Spec.Template, in.Revision, in.Replicas)
+		dep, err = slots.Deployment(ro, s, w.target, w.release.template, in.Revision, in.Replicas, w.release.config)
 	case cur != nil:
-		dep, err = slots.Deployment(ro, s, cur, &cur.Spec.Template, cur.Annotations[rollout.AnnotationRevision], in.Replicas)
+		dep, err = slots.Deployment(ro, s, cur, &cur.Spec.Template, cur.Annotations[rollout.AnnotationRevision], in.Replicas, cur.Annotations[slots.AnnotationConfig])
 	default:
-		return nil // nothing to run in it yet
+		return nil, nil // nothing to run in it yet
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var live client.Object
 	if cur != nil {
@@ -131,7 +152,22 @@ func (r *RolloutReconciler) applySlot(ctx context.Context, ro *meshv1alpha1.Roll
 	} else if w.foreignSlots[s] != nil {
 		live = w.foreignSlots[s]
 	}
-	return r.applyOwned(ctx, ro, dep, live, true)
+	return dep, r.applyOwned(ctx, ro, dep, live, true)
+}
+
+// newTemplate: the intent gives the slot the target's revision, which it does not run.
+func newTemplate(in rollout.SlotIntent, cur *appsv1.Deployment) bool {
+	return !in.Keep && in.Revision != "" && (cur == nil || cur.Annotations[rollout.AnnotationRevision] != in.Revision)
+}
+
+// takesRelease: a slot gets the target's revision in this decision.
+func takesRelease(d rollout.Decision, w *world) bool {
+	for s, in := range d.Slots {
+		if newTemplate(in, w.slots[s]) {
+			return true
+		}
+	}
+	return false
 }
 
 // errNotOurs: an object Sluice would write exists and is not the Rollout's; only a person can

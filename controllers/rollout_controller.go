@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -91,6 +92,9 @@ type RolloutReconciler struct {
 	MaxConcurrentReconciles int
 	// Now is the clock (tests may move it).
 	Now func() time.Time
+	// TrackSecrets: config tracking copies Secrets too (else they stay referenced as they
+	// are, and the manager never lists or watches Secrets).
+	TrackSecrets bool
 
 	applied       appliedObjects
 	endpointsPoll endpointsBackoff
@@ -103,13 +107,8 @@ func NewRolloutReconciler(mgr ctrl.Manager, gates GateChecker, workers int) *Rol
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sluice-rollout"),
 		Router: gatewayapi.New(mgr.GetClient()).WithGateways(mgr.GetAPIReader()), Gates: gates, Checks: &checks.Runner[rollout.Check]{},
 		Prober: &probe.HTTPProber{}, Probes: &checks.Runner[rollout.Proof]{},
-		MaxConcurrentReconciles: workers, Now: time.Now,
+		MaxConcurrentReconciles: workers, Now: time.Now, TrackSecrets: true,
 	}
-}
-
-// SetupRolloutController registers the Rollout controller with the given gate checker.
-func SetupRolloutController(mgr ctrl.Manager, gates GateChecker, workers int) error {
-	return NewRolloutReconciler(mgr, gates, workers).SetupWithManager(mgr)
 }
 
 // CacheOptions are the manager's cache settings: the per-kind restrictions below, and no
@@ -131,6 +130,31 @@ func RolloutCacheOptions() map[client.Object]cache.ByObject {
 		&corev1.Pod{}:                {Label: rolloutLabelled, Transform: podMetadataOnly},
 		&appsv1.Deployment{}:         {Label: rolloutLabelled},
 		&corev1.Service{}:            {Label: labels.SelectorFromSet(labels.Set{traffic.LabelWatched: traffic.WatchedValue})},
+		&corev1.ConfigMap{}:          {Label: configLabelled, Transform: stripCopyData},
+		&corev1.Secret{}:             {Label: configLabelled, Transform: stripCopyData},
+	}
+}
+
+// WithPolicyCache adds the policy namespace's labelled ConfigMaps (PolicyCacheOptions) to
+// opts, whose DefaultNamespaces must be final: the ConfigMap cache then holds the policy
+// ConfigMaps in that namespace and config tracking's everywhere else it watches. (A Rollout
+// in the policy namespace still tracks config, read from the API server; only its sources'
+// changes are noticed late, at its next reconcile.)
+func WithPolicyCache(opts *cache.Options, policyNS string) {
+	for k, cm := range opts.ByObject {
+		if _, ok := k.(*corev1.ConfigMap); !ok {
+			continue
+		}
+		ns := map[string]cache.Config{}
+		if len(opts.DefaultNamespaces) == 0 {
+			ns[cache.AllNamespaces] = cache.Config{LabelSelector: configLabelled}
+		}
+		for n := range opts.DefaultNamespaces {
+			ns[n] = cache.Config{LabelSelector: configLabelled}
+		}
+		ns[policyNS] = cache.Config{LabelSelector: policySelector()}
+		cm.Namespaces, cm.Label = ns, nil
+		opts.ByObject[k] = cm
 	}
 }
 
@@ -164,12 +188,17 @@ func (r *RolloutReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.byRolloutLabel)).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.byRolloutLabel)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.byRolloutLabel)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.byConfig)).
+		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(r.byAutoscaler)).
 		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 			// A finished gate check or probe queues its Rollout: the next reconcile takes it.
 			wake := func(key types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: key}) }
 			r.Checks.Wake, r.Probes.Wake = wake, wake
 			return nil
 		}))
+	if r.TrackSecrets {
+		b = b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.byConfig))
+	}
 	// Without the Gateway API CRDs the controller still runs (and says so in status).
 	if _, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: gatewayv1.GroupVersion.Group, Kind: "HTTPRoute"}, "v1"); err == nil {
 		b = b.Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexRoutes)))
@@ -313,6 +342,9 @@ func (r *RolloutReconciler) reconcile(ctx context.Context, req ctrl.Request, ro 
 
 	w, err := r.observe(ctx, ro)
 	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.initReplicas(ctx, ro, w); err != nil {
 		return ctrl.Result{}, err
 	}
 	if action != nil && !action.applied {

@@ -65,6 +65,9 @@ func (r *RolloutReconciler) finalize(ctx context.Context, ro *meshv1alpha1.Rollo
 		if err := r.deleteOurs(ctx, ro, true); err != nil {
 			return ctrl.Result{}, err
 		}
+		if err := r.deleteCopies(ctx, ro); err != nil {
+			return ctrl.Result{}, err
+		}
 	case err != nil:
 		return ctrl.Result{}, err
 	default:
@@ -91,6 +94,10 @@ func (r *RolloutReconciler) finalize(ctx context.Context, ro *meshv1alpha1.Rollo
 			return ctrl.Result{}, err
 		}
 		if err := r.unlabelTarget(ctx, ro, t); err != nil {
+			return ctrl.Result{}, err
+		}
+		// The slots' pods are gone, and with them the last users of the config copies.
+		if err := r.deleteCopies(ctx, ro); err != nil {
 			return ctrl.Result{}, err
 		}
 	}

@@ -107,6 +107,8 @@ type managerSetup struct {
 	config *rest.Config
 	// wrap wraps the reconciler's client (e.g. with an interceptor that fails or stalls writes).
 	wrap func(client.Client) client.Client
+	// noSecrets runs the manager with --track-secrets=false.
+	noSecrets bool
 }
 
 func newRolloutManagerWith(t testing.TB, setup managerSetup, gates func(ctrl.Manager) controllers.GateChecker, namespaces ...string) ctrl.Manager {
@@ -132,6 +134,7 @@ func newRolloutManagerWith(t testing.TB, setup managerSetup, gates func(ctrl.Man
 		t.Fatal(err)
 	}
 	r := controllers.NewRolloutReconciler(mgr, gates(mgr), 1)
+	r.TrackSecrets = !setup.noSecrets
 	if setup.wrap != nil {
 		r.Client = setup.wrap(r.Client)
 		r.Router = gatewayapi.New(r.Client).WithGateways(mgr.GetAPIReader())

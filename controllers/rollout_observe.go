@@ -24,7 +24,11 @@ type world struct {
 	// endpointsLag: a slot's pods are ready but its Service does not publish them yet.
 	endpointsLag bool
 	target       *appsv1.Deployment // nil when missing
-	slots        map[meshv1alpha1.Slot]*appsv1.Deployment
+	// release is what a slot taking the target's revision runs (set when target is).
+	release release
+	// autoscaler is what the Rollout's autoscalers say (see observeAutoscalers).
+	autoscaler autoscalers
+	slots      map[meshv1alpha1.Slot]*appsv1.Deployment
 	// foreignSlots are Deployments under a slot's name that are not the Rollout's.
 	foreignSlots map[meshv1alpha1.Slot]*appsv1.Deployment
 	// services are the Services under the names the Rollout writes, as the cache has them.
@@ -45,8 +49,19 @@ func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollou
 		return nil, err
 	case found:
 		w.target = t
-		w.obs.Target = rollout.TargetState{Found: true, Revision: rollout.Revision(&t.Spec.Template), Replicas: ptr.Deref(t.Spec.Replicas, 1),
-			Problem: targetProblem(ro, t)}
+		rel, problem, err := r.releaseOf(ctx, ro, t)
+		if err != nil {
+			return nil, err
+		}
+		w.release = rel
+		if p := targetProblem(ro, t); p != "" {
+			problem = p
+		}
+		w.obs.Target = rollout.TargetState{Found: true, Revision: rollout.Revision(rel.template), Replicas: ptr.Deref(t.Spec.Replicas, 1),
+			Problem: problem}
+	}
+	if err := r.observeAutoscalers(ctx, ro, w); err != nil {
+		return nil, err
 	}
 	for _, name := range serviceNames(ro) {
 		svc := &corev1.Service{}
@@ -72,21 +87,37 @@ func (r *RolloutReconciler) observe(ctx context.Context, ro *meshv1alpha1.Rollou
 			continue
 		}
 		w.slots[s] = d
+		// Ready pods are not yet reachable: the data plane routes to what the slot Service's
+		// EndpointSlices publish, which lags behind (more so on a busy node, tens of seconds
+		// after an API server restart) and may still list the pods of the revision the slot
+		// ran before.
+		revision := d.Annotations[rollout.AnnotationRevision]
+		eps, err := r.slotEndpoints(ctx, ro.Namespace, ro.GetSlotServiceName(s), revision)
+		if err != nil {
+			return nil, err
+		}
+		replicas := ptr.Deref(d.Spec.Replicas, 1)
 		ready := deploymentReady(d)
 		if ready {
-			// Ready pods are not yet reachable: the data plane routes to what the slot
-			// Service's EndpointSlices publish, which lags behind (more so on a busy node,
-			// tens of seconds after an API server restart) and may still list the pods of
-			// the revision the slot ran before.
-			eps, err := r.slotEndpoints(ctx, ro.Namespace, ro.GetSlotServiceName(s), d.Annotations[rollout.AnnotationRevision])
-			if err != nil {
-				return nil, err
-			}
-			ready = eps.current >= ptr.Deref(d.Spec.Replicas, 1) && eps.other == 0
+			ready = eps.current >= replicas && eps.other == 0
 			w.endpointsLag = w.endpointsLag || !ready
 		}
-		w.obs.Slots[s] = rollout.SlotState{Revision: d.Annotations[rollout.AnnotationRevision], Replicas: ptr.Deref(d.Spec.Replicas, 1), Ready: ready}
+		available := eps.current
+		if eps.other > 0 {
+			available = 0 // the Service may still send requests to pods of another revision
+		}
+		w.obs.Slots[s] = rollout.SlotState{Revision: revision, Replicas: replicas, Ready: ready, Available: available}
+		w.obs.Report.Slots = append(w.obs.Report.Slots, meshv1alpha1.SlotStatus{Slot: s, Revision: revision, Replicas: replicas,
+			ReadyReplicas: eps.current, Config: parseConfig(d.Annotations[slots.AnnotationConfig])})
+		if s == ro.Status.StableSlot || (ro.Status.StableSlot == "" && s == meshv1alpha1.SlotA) {
+			// Only the stable slot's pods: an HPA that finds its metric within tolerance
+			// keeps the scale's status count; counting the canary's pods too would grow
+			// spec.replicas by them, and the canary's share with it.
+			w.obs.Report.CurrentReplicas = d.Status.Replicas
+		}
 	}
+	w.obs.Report.Selector = rollout.LabelRollout + "=" + ro.Name
+	w.obs.Report.Autoscaler, w.obs.Report.AutoscalerProblem = w.autoscaler.name, w.autoscaler.problem
 
 	stable := ro.Status.StableSlot
 	if stable == "" {

@@ -647,7 +647,7 @@ func (f *fuzzer) rolloutObjects(ctx context.Context, ro *meshv1alpha1.Rollout) [
 			problems = append(problems, newProblem(what+": "+apiMessage(err), "the API server refuses the %s the controller would write: %v", what, err))
 		}
 	}
-	dep, err := slots.Deployment(ro, meshv1alpha1.SlotB, target, &target.Spec.Template, rev, 3)
+	dep, err := slots.Deployment(ro, meshv1alpha1.SlotB, target, &target.Spec.Template, rev, 3, "")
 	if err != nil {
 		problems = append(problems, newProblem("slots.Deployment: "+err.Error(), "slots.Deployment: %v", err))
 	} else {

@@ -17,6 +17,11 @@ const (
 	ConditionPromoted = "Promoted"
 	// ConditionRolledBack is True when the latest release was rolled back.
 	ConditionRolledBack = "RolledBack"
+	// ConditionAutoscaling says whether an autoscaler drives the Rollout's pod count: True
+	// when a HorizontalPodAutoscaler (KEDA makes one per ScaledObject) targets the Rollout,
+	// False when one targets the target Deployment instead (Sluice keeps that at zero, so it
+	// scales nothing), absent when neither.
+	ConditionAutoscaling = "Autoscaling"
 	// ConditionTrafficApplied is True when every route parent accepted the current split.
 	ConditionTrafficApplied = "TrafficApplied"
 	// ConditionAccepted is True when a MeshPolicy was translated and applied.

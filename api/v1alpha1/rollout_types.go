@@ -11,6 +11,7 @@ import (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.currentReplicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=sro,categories=sluice
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`,description="Percent of traffic on the canary slot"
@@ -73,6 +74,33 @@ type RolloutSpec struct {
 	// Paused freezes the release where it is: no weight change, no promotion, no rollback.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
+
+	// Replicas is the pod count the stable slot runs (the canary is sized from it and its
+	// weight). Unset: the target Deployment's spec.replicas. An autoscaler (a
+	// HorizontalPodAutoscaler or a KEDA ScaledObject whose scaleTargetRef is this Rollout)
+	// writes it through the scale subresource: leave it out of Git then. Sluice sets it once,
+	// to the current count, when an autoscaler targets the Rollout and it is unset (the
+	// autoscaler can't read a scale without it). 0 is accepted (KEDA writes it) but every
+	// active slot keeps at least one pod: Sluice never scales a served Rollout to nothing.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// ConfigTracking releases changes of the ConfigMaps and Secrets the target's pod template
+	// references like changes of the template itself.
+	// +optional
+	ConfigTracking *ConfigTracking `json:"configTracking,omitempty"`
+}
+
+// ConfigTracking: each revision runs copies of the ConfigMaps and Secrets its pod template
+// references (env, envFrom, volumes, projected volumes), made under content-hashed names,
+// immutable, in the Rollout's namespace. A change of a source object is a new revision:
+// canary, gates, rollback (the stable slot keeps its copies). Copies no slot uses are deleted.
+type ConfigTracking struct {
+	// Enabled turns config tracking on.
+	// +required
+	Enabled bool `json:"enabled"`
 }
 
 // The names of referenced objects are DNS-1123 subdomains, as the objects' own names are: a
@@ -629,10 +657,37 @@ type RolloutStatus struct {
 	// +optional
 	CanaryWeight int32 `json:"canaryWeight,omitempty"`
 
-	// Replicas is the pod count of each active slot: the target's spec.replicas, remembered
-	// after Sluice scaled the target to zero.
+	// Replicas is the pod count of the stable slot (and of a blue-green preview, or a canary
+	// being promoted): spec.replicas, else the target's spec.replicas, remembered after Sluice
+	// scaled the target to zero. A canary gets its weight's share of it, at least one pod.
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
+
+	// CurrentReplicas is the number of pods the stable slot runs now: the scale subresource's
+	// status.replicas. A canary's pods are on top of it (an HPA that finds its metric within
+	// tolerance keeps this count: the canary's pods counted in would inflate spec.replicas).
+	// +optional
+	CurrentReplicas int32 `json:"currentReplicas,omitempty"`
+
+	// Selector selects the pods of both slots, as a label selector string: the scale
+	// subresource's selector, over which an autoscaler averages pod metrics.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Selector string `json:"selector,omitempty"`
+
+	// Slots says what each slot runs: revision, pods and, with config tracking, the copies of
+	// ConfigMaps and Secrets its pods use.
+	// +optional
+	// +listType=map
+	// +listMapKey=slot
+	// +kubebuilder:validation:MaxItems=2
+	Slots []SlotStatus `json:"slots,omitempty"`
+
+	// Autoscaler names the HorizontalPodAutoscaler whose scaleTargetRef is this Rollout
+	// ("" when none).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Autoscaler string `json:"autoscaler,omitempty"`
 
 	// ReleaseStartTime is when the current release began (progressDeadline counts from it).
 	// +optional
@@ -684,6 +739,50 @@ type RolloutStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// SlotStatus is what one slot Deployment runs.
+type SlotStatus struct {
+	// Slot is a or b.
+	// +required
+	Slot Slot `json:"slot"`
+
+	// Revision its pod template runs.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Revision string `json:"revision,omitempty"`
+
+	// Replicas is the slot's desired pod count; ReadyReplicas its pods of the revision that
+	// its Service publishes as ready.
+	// +optional
+	Replicas int32 `json:"replicas"`
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+
+	// Config lists the copies of ConfigMaps and Secrets the slot's pods use (config tracking):
+	// names only, never content.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Config []ConfigCopy `json:"config,omitempty"`
+}
+
+// ConfigCopy is one copy of a ConfigMap or Secret a revision runs.
+type ConfigCopy struct {
+	// Kind is ConfigMap or Secret.
+	// +required
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	Kind string `json:"kind"`
+
+	// Name of the source object the pod template references.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Copy is the name of the copy the pods use.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Copy string `json:"copy"`
 }
 
 // ActionRecord is a consumed manual action.

@@ -9,7 +9,10 @@
 // containerStatuses, and the Initialized/ContainersReady/Ready conditions; restarts on exit
 // following restartPolicy with exponential backoff (1 s doubling to 30 s, reset after 10 s of
 // running) and restartCount/lastState; graceful stop (SIGTERM, SIGKILL after the pod's grace
-// period, capped at 10 s) then a grace-0 delete with a UID precondition.
+// period, capped at 10 s) then a grace-0 delete with a UID precondition; the environment from
+// env (value, fieldRef, configMapKeyRef, secretKeyRef) and envFrom (configMapRef, secretRef,
+// prefix), with ConfigMaps and Secrets read at each start: a missing required object or key
+// keeps the container waiting in CreateContainerConfigError, retried every second.
 //
 // What it does not do, on purpose:
 //   - Images are not pulled: the image repository picks a local binary (Options.Images); the
@@ -18,7 +21,8 @@
 //     pods a second here, never cleaned up); use bare pods to test that. A real kubelet keeps
 //     such a pod Pending (ErrImagePull), which stalls the rollout instead.
 //   - One container per pod; no init containers, no sidecars, no `command` (args only), no
-//     volumes (the process sees the host's files; service-account tokens are not mounted), no
+//     volumes (ignored, not refused: the process sees the host's files; configMap, secret and
+//     service-account volumes are not mounted), no $(VAR) expansion in env values, no
 //     resource limits, no isolation other than the network namespace (all pods share it and
 //     its port space, each binding its own address).
 //   - Liveness and startup probes are ignored; exec and gRPC probes make the pod Failed.

@@ -44,8 +44,8 @@ var probeClient = &http.Client{
 
 // containerSpec is what admission resolved from the pod's container.
 type containerSpec struct {
-	argv, env []string
-	fieldEnv  [][2]string // env name, fieldRef path (resolved at each start)
+	argv      []string
+	env       []string // the agent's variables; the container's are resolved at each start
 	container corev1.Container
 }
 
@@ -80,6 +80,7 @@ type runState struct {
 	final          bool // the container will not run again (restartPolicy)
 	restarts       int32
 	waiting        string // reason while not running
+	waitingMessage string
 	last           *corev1.ContainerStateTerminated
 }
 
@@ -106,12 +107,30 @@ func (rt *podRuntime) supervise(ctx context.Context) {
 	go rt.syncStatus(ctx)
 	backoff := minBackoff
 	everReady := false
+	configErr := "" // the last one reported, so a retry every second doesn't log every second
 	for {
-		proc, err := rt.a.opts.NS.Start(rt.key, rt.logPath, rt.spec.argv, rt.env())
+		env, err := rt.env(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if msg := err.Error(); msg != configErr {
+				configErr = msg
+				rt.a.opts.Logf("nodeagent: pod %s: %s: %s (retrying every %v)", rt.key, configErrorReason, msg, configRetry)
+				rt.update(func(s *runState) { s.waiting, s.waitingMessage = configErrorReason, msg })
+				rt.statusChanged()
+			}
+			if !sleepCtx(ctx, configRetry) {
+				return
+			}
+			continue
+		}
+		configErr = ""
+		proc, err := rt.a.opts.NS.Start(rt.key, rt.logPath, rt.spec.argv, env)
 		started := time.Now()
 		if err != nil {
 			rt.a.opts.Logf("nodeagent: pod %s: %v", rt.key, err)
-			rt.update(func(s *runState) { s.waiting = "StartError" })
+			rt.update(func(s *runState) { s.waiting, s.waitingMessage = "StartError", "" })
 			rt.statusChanged()
 			if !sleepCtx(ctx, backoff) {
 				return
@@ -119,7 +138,7 @@ func (rt *podRuntime) supervise(ctx context.Context) {
 			continue
 		}
 		rt.update(func(s *runState) {
-			s.phase, s.running, s.waiting, s.containerStart = corev1.PodRunning, true, "", started
+			s.phase, s.running, s.waiting, s.waitingMessage, s.containerStart = corev1.PodRunning, true, "", "", started
 			s.ready = rt.spec.container.ReadinessProbe == nil
 			if s.startTime.IsZero() {
 				s.startTime = started
@@ -181,7 +200,7 @@ func (rt *podRuntime) exited(proc *netns.Process, started time.Time) (final bool
 			return
 		}
 		s.restarts++
-		s.waiting = "CrashLoopBackOff"
+		s.waiting, s.waitingMessage = "CrashLoopBackOff", ""
 	})
 	rt.statusChanged()
 	return !restart
@@ -197,30 +216,29 @@ func (rt *podRuntime) grace() time.Duration {
 	return min(g, maxStopGrace)
 }
 
-// env resolves the environment for one start.
-func (rt *podRuntime) env() []string {
-	env := append([]string{"POD_IP=" + rt.ip}, rt.spec.env...)
-	for _, f := range rt.spec.fieldEnv {
-		var v string
-		switch f[1] {
-		case "metadata.name":
-			v = rt.pod.Name
-		case "metadata.namespace":
-			v = rt.pod.Namespace
-		case "metadata.uid":
-			v = string(rt.pod.UID)
-		case "spec.nodeName":
-			v = rt.a.opts.NodeName
-		case "status.hostIP":
-			v = rt.a.opts.NodeIP
-		case "status.podIP":
-			v = rt.ip
-		case "spec.serviceAccountName":
-			v = rt.pod.Spec.ServiceAccountName
-		}
-		env = append(env, f[0]+"="+v)
+// env resolves the environment for one start: POD_IP, the agent's variables, then the
+// container's, read from the API server now. An error names what is missing.
+func (rt *podRuntime) env(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, envReadTimeout)
+	defer cancel()
+	ns := rt.pod.Namespace
+	vars, skipped, err := resolveEnv(ns, &rt.spec.container, rt.a.apiEnvObjects(ctx, ns), rt.field)
+	if err != nil {
+		return nil, err
 	}
-	return env
+	if len(skipped) > 0 {
+		rt.a.opts.Logf("nodeagent: pod %s: envFrom keys skipped, not valid variable names: %s", rt.key, strings.Join(skipped, ", "))
+	}
+	env := append([]string{"POD_IP=" + rt.ip}, rt.spec.env...)
+	return append(env, vars...), nil
+}
+
+// field is the value of a fieldRef path that admission accepted.
+func (rt *podRuntime) field(path string) string {
+	if f, ok := fieldPaths[path]; ok {
+		return f(rt)
+	}
+	return ""
 }
 
 // probeUntilExit runs the readiness probe until the process exits or ctx ends. It probes every
@@ -400,7 +418,7 @@ func (rt *podRuntime) writeStatusOnce(ctx context.Context) error {
 		case s.final:
 			cs.State.Terminated = s.last
 		default:
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: s.waiting}
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: s.waiting, Message: s.waitingMessage}
 		}
 		if s.last != nil && !s.final {
 			cs.LastTerminationState.Terminated = s.last

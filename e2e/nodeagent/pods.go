@@ -168,27 +168,20 @@ func (a *Agent) containerSpec(pod *corev1.Pod) (spec containerSpec, reason, msg 
 	if len(c.Ports) > 0 {
 		port = strconv.Itoa(int(c.Ports[0].ContainerPort))
 	}
-	// The agent's variables first, the container's own after: the last duplicate wins, so a
-	// pod can override them as it could override anything in a real image.
+	// The agent's variables; the container's own come after them at each start, and the last
+	// duplicate wins, so a pod can override them as it could override anything in a real image.
 	env := append([]string(nil), a.opts.Env...)
 	env = append(env,
 		"POD_NAME="+pod.Name, "POD_NAMESPACE="+pod.Namespace, "NODE_NAME="+a.opts.NodeName,
 		"PORT="+port, "IMAGE="+c.Image, "IMAGE_TAG="+tag)
+	// Resolved at each start (ConfigMaps and Secrets are read then): only checked here.
 	for _, e := range c.Env {
-		if e.ValueFrom == nil {
-			env = append(env, e.Name+"="+e.Value)
-			continue
-		}
-		if e.ValueFrom.FieldRef == nil {
-			return spec, "Unsupported", fmt.Sprintf("container %s env %s: only value and fieldRef are supported", c.Name, e.Name)
-		}
-		switch e.ValueFrom.FieldRef.FieldPath {
-		case "metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "status.hostIP", "status.podIP", "spec.serviceAccountName":
-			spec.fieldEnv = append(spec.fieldEnv, [2]string{e.Name, e.ValueFrom.FieldRef.FieldPath})
-		default:
-			return spec, "Unsupported", fmt.Sprintf("container %s env %s: fieldRef %s is not supported", c.Name, e.Name, e.ValueFrom.FieldRef.FieldPath)
+		if why := unsupportedEnv(e); why != "" {
+			return spec, "Unsupported", fmt.Sprintf("container %s env %s: %s", c.Name, e.Name, why)
 		}
 	}
+	// Volumes and volumeMounts, configMap and secret ones included, are ignored rather than
+	// refused: the process reads the host's files, and configuration comes through env.
 	spec.argv = append([]string{bin}, c.Args...)
 	spec.env = env
 	spec.container = c

@@ -18,13 +18,15 @@ import (
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/e2e/cluster"
 	"github.com/sluice-mesh/sluice/e2e/load"
+	"github.com/sluice-mesh/sluice/e2e/stack"
 )
 
 var cl *cluster.Cluster
 
 // TestMain starts one cluster for every scenario; each scenario has its own namespace and host.
 func TestMain(m *testing.M) {
-	c, err := cluster.Start(context.Background(), cluster.Options{Logf: log.Printf})
+	// The HPA controller runs too (TestAutoscalingContinuesThroughACanary): idle without HPAs.
+	c, err := cluster.Start(context.Background(), cluster.Options{Logf: log.Printf, Stack: stack.Options{HPA: &stack.HPA{}}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the e2e cluster:", err)
 		os.Exit(1)

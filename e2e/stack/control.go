@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -159,12 +160,73 @@ func (s *Stack) startAPIServer() error {
 		// RBAC, so the manager's ClusterRole is checked as in a real cluster.
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
+		// The aggregation layer, for APIServices served by the test process (package
+		// metricsadapter). Without kube-proxy a Service's cluster IP leads nowhere, so the
+		// aggregator (and webhooks) dial the Service's EndpointSlice addresses instead.
+		"--enable-aggregator-routing=true",
+		"--proxy-client-cert-file=" + s.pki.ProxyClientCert,
+		"--proxy-client-key-file=" + s.pki.ProxyClientKey,
+		"--requestheader-client-ca-file=" + s.pki.FrontProxyCACert,
+		"--requestheader-allowed-names=" + frontProxyClientName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 	}, nil)
 	return err
 }
 
+// HPAController is kube-controller-manager's HorizontalPodAutoscaler controller (see HPA).
+const HPAController = "horizontal-pod-autoscaler-controller"
+
+// HPA runs kube-controller-manager's HorizontalPodAutoscaler controller (Options.HPA), tuned
+// for tests: KCM's defaults (sync every 15 s, scale down only to the highest recommendation of
+// the last 5 minutes) make a scale take minutes. Metrics come from aggregated APIs; package
+// metricsadapter serves external.metrics.k8s.io. KCM runs as system:masters, so the controller
+// needs no RBAC of its own.
+type HPA struct {
+	// SyncPeriod is how often every HPA is evaluated
+	// (--horizontal-pod-autoscaler-sync-period). Default 2s.
+	SyncPeriod time.Duration
+	// DownscaleStabilization (--horizontal-pod-autoscaler-downscale-stabilization) applies to
+	// HPAs without spec.behavior.scaleDown.stabilizationWindowSeconds: they scale down only to
+	// the highest recommendation made within it. Zero (the default here) scales down at the
+	// next sync; an HPA's own behavior still wins.
+	DownscaleStabilization time.Duration
+	// Tolerance (--horizontal-pod-autoscaler-tolerance) is the relative distance from the
+	// target below which the HPA does not scale. Zero keeps KCM's default, 0.1.
+	Tolerance float64
+}
+
+// flags are the KCM flags for h.
+func (h *HPA) flags() []string {
+	sync := h.SyncPeriod
+	if sync <= 0 {
+		sync = 2 * time.Second
+	}
+	flags := []string{
+		"--horizontal-pod-autoscaler-sync-period=" + sync.String(),
+		"--horizontal-pod-autoscaler-downscale-stabilization=" + max(h.DownscaleStabilization, 0).String(),
+		// Only resource (CPU) metrics look at pod start and readiness: shortened from KCM's
+		// 5 m and 30 s so that such a test is not held back either. External metrics ignore them.
+		"--horizontal-pod-autoscaler-cpu-initialization-period=" + sync.String(),
+		"--horizontal-pod-autoscaler-initial-readiness-delay=" + sync.String(),
+	}
+	if h.Tolerance > 0 {
+		flags = append(flags, fmt.Sprintf("--horizontal-pod-autoscaler-tolerance=%g", h.Tolerance))
+	}
+	return flags
+}
+
 func (s *Stack) startControllerManager() error {
-	_, err := s.Run("kube-controller-manager", []string{
+	controllers := s.opts.Controllers
+	var hpaFlags []string
+	if s.opts.HPA != nil {
+		if !slices.Contains(controllers, HPAController) {
+			controllers = append(slices.Clip(controllers), HPAController)
+		}
+		hpaFlags = s.opts.HPA.flags()
+	}
+	_, err := s.Run("kube-controller-manager", append([]string{
 		filepath.Join(s.binDir, "kube-controller-manager"),
 		"--kubeconfig=" + s.kcmKubeconfig,
 		"--leader-elect=false",
@@ -175,8 +237,8 @@ func (s *Stack) startControllerManager() error {
 		"--flex-volume-plugin-dir=" + filepath.Join(s.Dir, "kcm", "flex"),
 		"--service-account-private-key-file=" + s.pki.SAKey,
 		"--root-ca-file=" + s.pki.CACert,
-		"--controllers=" + strings.Join(s.opts.Controllers, ","),
-	}, nil)
+		"--controllers=" + strings.Join(controllers, ","),
+	}, hpaFlags...), nil)
 	return err
 }
 

@@ -44,6 +44,7 @@ var nsCounter atomic.Int64
 type network struct {
 	ns     *netns.Namespace
 	veth   string // root side; deleting it deletes both ends and the route through it
+	rootIP string // the root side's address, 10.250.<i>.1
 	lock   *os.File
 	logf   func(string, ...any)
 	routed bool
@@ -85,6 +86,7 @@ func setupNetwork(ctx context.Context, logf func(string, ...any)) (_ *network, e
 	if err := n.ns.Veth(n.veth, hostSide+"/30", nsSide+"/30"); err != nil {
 		return nil, err
 	}
+	n.rootIP = hostSide
 	if err := netns.IP("route", "add", routedCIDR, "via", nsSide, "dev", n.veth); err != nil {
 		return nil, err
 	}

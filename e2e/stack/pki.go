@@ -31,36 +31,38 @@ type pki struct {
 
 	ServingCert, ServingKey string // kube-apiserver's serving pair
 	SAKey, SAPub            string // service-account signing key and its public key
+
+	// The aggregator's front proxy: --requestheader-client-ca-file and
+	// --proxy-client-cert-file/--proxy-client-key-file (CN frontProxyClientName).
+	FrontProxyCACert, ProxyClientCert, ProxyClientKey string
 }
+
+// frontProxyClientName is the common name of the client certificate kube-apiserver presents
+// to aggregated API servers (--requestheader-allowed-names).
+const frontProxyClientName = "front-proxy-client"
 
 func newPKI(dir string, servingIPs []net.IP, servingNames []string) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p, err := newCA(dir, "sluice-e2e-ca", "ca.crt")
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "sluice-e2e-ca"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
+	// The aggregator's front proxy: kube-apiserver presents ProxyClientCert to aggregated API
+	// servers (APIService), which may check it against FrontProxyCACert. A CA of its own, as
+	// kubeadm does, so no other client certificate of the stack can assert identities in
+	// X-Remote-* headers.
+	front, err := newCA(dir, "sluice-e2e-front-proxy-ca", "front-proxy-ca.crt")
 	if err != nil {
 		return nil, err
 	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
+	p.FrontProxyCACert = front.CACert
+	proxyClient := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: frontProxyClientName},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	p := &pki{dir: dir, ca: ca, caKey: caKey, CACert: filepath.Join(dir, "ca.crt")}
-	p.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.WriteFile(p.CACert, p.caPEM, 0o644); err != nil {
+	if p.ProxyClientCert, p.ProxyClientKey, _, _, err = front.issue("front-proxy-client", proxyClient); err != nil {
 		return nil, err
 	}
 	serving := &x509.Certificate{
@@ -86,6 +88,37 @@ func newPKI(dir string, servingIPs []net.IP, servingNames []string) (*pki, error
 	}
 	p.SAPub = filepath.Join(dir, "sa.pub")
 	if err := os.WriteFile(p.SAPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// newCA generates a self-signed CA and writes its certificate to dir/file.
+func newCA(dir, commonName, file string) (*pki, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	p := &pki{dir: dir, ca: ca, caKey: caKey, CACert: filepath.Join(dir, file)}
+	p.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(p.CACert, p.caPEM, 0o644); err != nil {
 		return nil, err
 	}
 	return p, nil

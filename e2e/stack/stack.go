@@ -12,8 +12,11 @@
 //	                                              :6443, further processes), 10.244.0.10-250 (pods)
 //
 // So the test process, kubectl and curl reach https://10.244.0.1:6443 and every pod IP with
-// plain TCP, and processes inside the namespace use the same addresses. Nothing inside the
-// namespace has a default route: the stack cannot reach the outside world.
+// plain TCP, and processes inside the namespace use the same addresses. The other way round, a
+// listener of the test process bound to the root side's address (Stack.RootIP, 10.250.<i>.1)
+// is reachable from inside, on the veth's link: that is how the API server reaches servers the
+// test runs in process (package metricsadapter). Nothing inside the namespace has a default
+// route: the stack cannot reach the outside world.
 package stack
 
 import (
@@ -52,6 +55,8 @@ type Options struct {
 	Images map[string]string
 	// Controllers overrides DefaultControllers of kube-controller-manager.
 	Controllers []string
+	// HPA, when set, adds HPAController to the controllers with flags for fast tests.
+	HPA *HPA
 	// Logf receives progress lines (t.Logf in tests). Default: discarded.
 	Logf func(format string, args ...any)
 	// StartTimeout bounds the start once the machine-wide lock is held (default 3 minutes).
@@ -70,6 +75,11 @@ type Stack struct {
 	LogDir string
 	// APIServerURL is https://10.244.0.1:6443, the same from the root namespace and inside.
 	APIServerURL string
+	// RootIP is the root namespace's end of the veth pair (10.250.<i>.1). A listener the test
+	// process binds here is reachable from inside the namespace (the API server, KCM, pods);
+	// point a selector-less Service's EndpointSlice at it (the API server runs with
+	// --enable-aggregator-routing, so APIServices and webhooks go to endpoint addresses).
+	RootIP string
 	// Kubeconfig is an admin (system:masters) kubeconfig for APIServerURL; Run sets KUBECONFIG
 	// to it. Config and Client are the same identity for the test process.
 	Kubeconfig string
@@ -94,6 +104,18 @@ type Stack struct {
 	cleanup []func()             // in start order; Stop runs them in reverse
 	stop    sync.Once
 	stopErr error
+}
+
+// Preflight reports why Start cannot work on this machine, without starting anything: not
+// root, no iproute2, or etcd, kube-apiserver or kube-controller-manager missing (see
+// BuildHint). Start checks the same; Preflight lets a test tell "cannot run here" apart from a
+// failure before it starts.
+func Preflight(opts Options) error {
+	if err := netns.Check(); err != nil {
+		return err
+	}
+	_, err := kubeBinaries(opts.BinDir)
+	return err
 }
 
 // Start brings the stack up and returns once the API server is ready, kube-controller-manager
@@ -151,7 +173,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	ctx, cancelStart := context.WithTimeout(ctx, opts.StartTimeout)
 	defer cancelStart()
-	s.NS, s.Name = s.net.ns, s.net.ns.Name
+	s.NS, s.Name, s.RootIP = s.net.ns, s.net.ns.Name, s.net.rootIP
 	s.Timings["network"] = time.Since(begin)
 	opts.Logf("stack: network namespace %s, logs in %s", s.Name, s.LogDir)
 

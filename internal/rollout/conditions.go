@@ -77,7 +77,7 @@ func setCondition(c *[]metav1.Condition, typ string, status bool, reason, msg st
 }
 
 // CheckDue says whether the controller must run a gate check now: a release is progressing
-// (or holding on an unreachable Prometheus), its canary is ready, the current step's traffic
+// (or holding on an unreachable Prometheus), its canary serves, the current step's traffic
 // is in force, and an analysis interval passed since the last check.
 func CheckDue(spec *meshv1alpha1.RolloutSpec, st *meshv1alpha1.RolloutStatus, obs Observations) bool {
 	if spec.Analysis == nil || st.CanaryRevision == "" || spec.Paused || st.ManualPause {
@@ -92,7 +92,9 @@ func CheckDue(spec *meshv1alpha1.RolloutSpec, st *meshv1alpha1.RolloutStatus, ob
 		return false
 	}
 	canary := st.StableSlot.Other()
-	if s := obs.Slots[canary]; !s.Ready || s.Revision != st.CanaryRevision {
+	// Serving, not necessarily at full size: an autoscaler's scale-up under way does not
+	// stop the analysis of what the canary serves.
+	if s := obs.Slots[canary]; s.Available == 0 || s.Revision != st.CanaryRevision {
 		return false
 	}
 	if !obs.Traffic.Accepted || obs.Traffic.Weights[canary] != st.CanaryWeight || !served(st, obs.Traffic) {

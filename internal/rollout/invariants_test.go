@@ -16,12 +16,14 @@ type world struct {
 	rng    *rand.Rand
 	now    time.Time
 	target string
-	slots  map[mv1.Slot]SlotState
-	route  TrafficState
+	// replicas is the count the target (or an autoscaler) asks for; it changes at random.
+	replicas int32
+	slots    map[mv1.Slot]SlotState
+	route    TrafficState
 }
 
 func (w *world) observe(spec *mv1.RolloutSpec, st *mv1.RolloutStatus) Observations {
-	o := Observations{Now: w.now, Generation: 1, Target: TargetState{Found: w.rng.IntN(50) != 0, Revision: w.target, Replicas: 2},
+	o := Observations{Now: w.now, Generation: 1, Target: TargetState{Found: w.rng.IntN(50) != 0, Revision: w.target, Replicas: w.replicas},
 		Slots: map[mv1.Slot]SlotState{a: w.slots[a], b: w.slots[b]}, Traffic: w.route}
 	o.Traffic.Weights = map[mv1.Slot]int32{a: w.route.Weights[a], b: w.route.Weights[b]}
 	o.Traffic.Reaches = map[mv1.Slot]bool{a: w.route.Reaches[a], b: w.route.Reaches[b]}
@@ -53,15 +55,15 @@ func (w *world) apply(d Decision) {
 		if in.Revision != "" && in.Revision != cur.Revision {
 			cur = SlotState{Revision: in.Revision} // new template: pods restart, not ready
 		}
-		if cur.Replicas != in.Replicas {
-			cur.Replicas, cur.Ready = in.Replicas, false
-		}
+		cur.Replicas = in.Replicas
+		cur.Available = min(cur.Available, cur.Replicas)
 		switch {
-		case cur.Replicas > 0 && !cur.Ready && w.rng.IntN(3) == 0:
-			cur.Ready = true
-		case cur.Ready && w.rng.IntN(40) == 0:
-			cur.Ready = false // a pod crashed
+		case cur.Available < cur.Replicas && w.rng.IntN(3) == 0:
+			cur.Available += 1 + w.rng.Int32N(cur.Replicas-cur.Available) // pods become ready
+		case cur.Available > 0 && w.rng.IntN(40) == 0:
+			cur.Available = w.rng.Int32N(cur.Available) // pods crashed
 		}
+		cur.Ready = cur.Replicas > 0 && cur.Available == cur.Replicas
 		w.slots[s] = cur
 	}
 	switch {
@@ -87,6 +89,9 @@ func (w *world) apply(d Decision) {
 	if w.rng.IntN(60) == 0 {
 		w.target = fmt.Sprintf("rev%d", w.rng.IntN(4)+1)
 	}
+	if w.rng.IntN(20) == 0 {
+		w.replicas = 1 + w.rng.Int32N(10) // the autoscaler changes its mind
+	}
 	w.now = w.now.Add(time.Duration(w.rng.IntN(40)) * time.Second)
 }
 
@@ -107,7 +112,7 @@ func TestInvariantsHoldForRandomHistories(t *testing.T) {
 	for name, mk := range specs {
 		for seed := uint64(1); seed <= 400; seed++ {
 			spec := mk()
-			w := &world{rng: rand.New(rand.NewPCG(seed, 7)), now: t0, target: r1, slots: map[mv1.Slot]SlotState{}}
+			w := &world{rng: rand.New(rand.NewPCG(seed, 7)), now: t0, target: r1, replicas: 2, slots: map[mv1.Slot]SlotState{}}
 			st := mv1.RolloutStatus{}
 			for i := 0; i < 300; i++ {
 				o := w.observe(spec, &st)
@@ -153,10 +158,19 @@ func checkInvariants(t *testing.T, where string, before *mv1.RolloutStatus, o Ob
 		canary := st.StableSlot.Other()
 		if tr.Weights[canary] > 0 || tr.Matches || tr.MirrorPercent > 0 {
 			s := o.Slots[canary]
-			if !s.Ready || s.Revision != st.CanaryRevision {
+			if s.Available == 0 || s.Revision != st.CanaryRevision {
 				t.Fatalf("%s: traffic %+v to canary slot %s that is %+v (canary revision %q)", where, tr, canary, s, st.CanaryRevision)
 			}
 		}
+		// More weight to the canary only with its share of ready pods; all of it only with as
+		// many as the stable slot runs (no capacity dip at promotion).
+		if w, was := tr.Weights[canary], o.Traffic.Weights[canary]; w > was && o.Slots[canary].Available < share(st.Replicas, w) {
+			t.Fatalf("%s: canary weight %d%% → %d%% with %d ready pods (share of %d: %d)", where, was, w, o.Slots[canary].Available, st.Replicas, share(st.Replicas, w))
+		}
+	}
+	// The stable slot follows the count asked for (the target's, or an autoscaler's).
+	if in, ok := d.Slots[st.StableSlot]; ok && !in.Keep && o.Target.Found && o.Target.Replicas > 0 && in.Replicas != o.Target.Replicas {
+		t.Fatalf("%s: stable slot %s sized %d, the target asks for %d", where, st.StableSlot, in.Replicas, o.Target.Replicas)
 	}
 	drained := func(s mv1.Slot) bool {
 		return o.Traffic.Found && o.Traffic.Accepted && served(&st, o.Traffic) && !o.Traffic.Reaches[s]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -52,6 +53,7 @@ func (m *machine) run() {
 		m.st.StableSlot = meshv1alpha1.SlotA
 	}
 	m.st.Replicas = m.replicas()
+	m.report()
 	m.recordProof()
 	m.consumeAction()
 	switch {
@@ -69,15 +71,34 @@ func (m *machine) run() {
 	m.conditions()
 }
 
-// replicas is the target's replica count, remembered once the target is scaled to zero.
+// replicas is the stable slot's pod count: spec.replicas (an autoscaler's), else the
+// target's replica count, remembered once the target is scaled to zero; never below one.
 func (m *machine) replicas() int32 {
 	switch {
+	case m.spec.Replicas != nil:
+		return max(*m.spec.Replicas, 1)
 	case m.obs.Target.Found && m.obs.Target.Replicas > 0:
 		return m.obs.Target.Replicas
 	case m.st.Replicas > 0:
 		return m.st.Replicas
 	}
 	return 1
+}
+
+// report copies what status shows as observed, and says whether an autoscaler drives the
+// Rollout's pod count.
+func (m *machine) report() {
+	r := m.obs.Report
+	m.st.CurrentReplicas, m.st.Selector, m.st.Slots, m.st.Autoscaler = r.CurrentReplicas, r.Selector, r.Slots, r.Autoscaler
+	switch {
+	case r.AutoscalerProblem != "":
+		setCondition(&m.st.Conditions, meshv1alpha1.ConditionAutoscaling, false, ReasonAutoscalerMisdirected, r.AutoscalerProblem)
+	case r.Autoscaler != "":
+		setCondition(&m.st.Conditions, meshv1alpha1.ConditionAutoscaling, true, ReasonAutoscaled,
+			fmt.Sprintf("HorizontalPodAutoscaler %s sets spec.replicas: the stable slot runs %d pods, a canary its weight's share", r.Autoscaler, m.st.Replicas))
+	default:
+		meta.RemoveStatusCondition(&m.st.Conditions, meshv1alpha1.ConditionAutoscaling)
+	}
 }
 
 func (m *machine) consumeAction() {
@@ -116,7 +137,7 @@ func (m *machine) initialize() {
 	if m.st.ReleaseStartTime == nil {
 		m.st.ReleaseStartTime = m.now()
 	}
-	if !m.servable(stable) {
+	if !m.sized(stable, m.st.Replicas) {
 		deadline := m.st.ReleaseStartTime.Add(m.spec.GetProgressDeadline())
 		if !m.obs.Now.Before(deadline) {
 			m.st.Phase = meshv1alpha1.PhaseFailed
@@ -233,6 +254,7 @@ func (m *machine) progress() {
 	m.want[canary] = m.st.CanaryRevision
 	m.slots[canary] = SlotIntent{Revision: m.st.CanaryRevision, Replicas: m.st.Replicas}
 	m.st.ScaleDownTime = nil
+	defer m.sizeCanary()
 
 	if m.obs.Action == meshv1alpha1.ActionAbort {
 		m.rollback(ReasonAborted, "aborted by a manual action")
@@ -431,6 +453,15 @@ func (m *machine) canarySteps() {
 				i+1, len(steps), m.st.StableSlot.Other(), m.dataPlaneMessage())
 			return
 		}
+		if need := share(m.st.Replicas, max(weight, m.mirrorPercent())); weight > m.obs.Traffic.Weights[m.st.StableSlot.Other()] && !m.sized(m.st.StableSlot.Other(), need) {
+			// More weight only to a canary with its share of pods ready: the weight the
+			// route gives it stays (a scale-up under way never takes traffic away).
+			m.st.StepStartTime = nil
+			m.holdRoute()
+			m.waitFor(ReasonWaitingForPods, "step %d/%d: slot %s needs %d ready pods for %d%% (%d ready)",
+				i+1, len(steps), m.st.StableSlot.Other(), need, weight, m.obs.Slots[m.st.StableSlot.Other()].Available)
+			return
+		}
 		m.st.CanaryWeight = weight
 		m.setTraffic(m.st.CanaryWeight, true, m.mirrorPercent())
 		if !m.trafficInForce() {
@@ -533,6 +564,13 @@ func (m *machine) promoting() {
 		m.setTraffic(0, false, 0)
 		m.waitFor(ReasonWaitingForDataPlane, "promotion: proving that slot %s answers through the data plane before it gets traffic: %s",
 			canary, m.dataPlaneMessage())
+		return
+	}
+	if !m.sized(canary, m.st.Replicas) {
+		// The canary takes all traffic only with as many ready pods as the stable slot runs:
+		// promotion never dips capacity. The weight the route gives it stays meanwhile.
+		m.holdRoute()
+		m.waitFor(ReasonWaitingForPods, "promotion: slot %s scales to %d ready pods before it takes all traffic (%d ready)", canary, m.st.Replicas, m.obs.Slots[canary].Available)
 		return
 	}
 	if m.st.Phase != meshv1alpha1.PhasePromoting {
@@ -676,10 +714,50 @@ func (m *machine) record(outcome meshv1alpha1.ReleaseOutcome, reason, msg string
 // maxHistory is status.history's bound (MaxItems in the API).
 const maxHistory = 10
 
-// servable: the slot is ready and runs the revision it must serve.
+// servable: the slot runs the revision it must serve, and only that, with a ready pod.
 func (m *machine) servable(s meshv1alpha1.Slot) bool {
 	obs := m.obs.Slots[s]
-	return obs.Ready && obs.Revision != "" && obs.Revision == m.want[s]
+	return obs.Available > 0 && obs.Revision != "" && obs.Revision == m.want[s]
+}
+
+// sized: the slot is servable with at least n ready pods.
+func (m *machine) sized(s meshv1alpha1.Slot, n int32) bool {
+	return m.servable(s) && m.obs.Slots[s].Available >= n
+}
+
+// share is the canary's pod count for weight percent of traffic when n pods carry all of it:
+// its share rounded up, at least one pod (a success rate over no pod means nothing), at most n.
+func share(n, weight int32) int32 {
+	c := (int64(n)*int64(weight) + 99) / 100
+	return int32(min(max(c, 1), int64(n)))
+}
+
+// canaryReplicas is the canary slot's pod count: its share of the current step's weight (or
+// mirror) during canary steps; the stable slot's count for a blue-green preview (it takes all
+// traffic at the switch) and from promotion on.
+func (m *machine) canaryReplicas() int32 {
+	n := m.st.Replicas
+	steps := Steps(m.spec)
+	i := int(deref(m.st.CurrentStep))
+	if m.spec.Strategy.BlueGreen != nil || m.st.Phase == meshv1alpha1.PhasePromoting || i >= len(steps) {
+		return n
+	}
+	return share(n, max(WeightAt(steps, i), m.st.CanaryWeight, m.mirrorPercent()))
+}
+
+// sizeCanary sets the canary slot's pod count once the release's step is decided.
+func (m *machine) sizeCanary() {
+	canary := m.st.StableSlot.Other()
+	in, ok := m.slots[canary]
+	if !ok || in.Keep || in.Revision == "" || in.Revision != m.st.CanaryRevision {
+		return
+	}
+	if m.releaseActive() {
+		in.Replicas = m.canaryReplicas()
+	} else if cur := m.obs.Slots[canary].Replicas; cur > 0 {
+		in.Replicas = min(in.Replicas, cur) // rolled back: never scaled up on the way out
+	}
+	m.slots[canary] = in
 }
 
 func (m *machine) setTraffic(canaryWeight int32, matches bool, mirror int32) {
@@ -765,6 +843,13 @@ func (m *machine) holdTraffic() {
 		return
 	}
 	m.setTraffic(m.st.CanaryWeight, true, m.mirrorPercent())
+}
+
+// holdRoute keeps what the route gives the canary now, never more than the step decided.
+func (m *machine) holdRoute() {
+	obs := m.obs.Traffic
+	m.st.CanaryWeight = min(m.st.CanaryWeight, obs.Weights[m.st.StableSlot.Other()])
+	m.setTraffic(m.st.CanaryWeight, obs.Matches, min(obs.MirrorPercent, m.mirrorPercent()))
 }
 
 func (m *machine) mirrorPercent() int32 {

@@ -53,7 +53,11 @@ func notReady(rev string) SlotState {
 }
 
 func mv1SlotState(rev string, ok bool) SlotState {
-	return SlotState{Revision: rev, Replicas: 3, Ready: ok}
+	s := SlotState{Revision: rev, Replicas: 3, Ready: ok}
+	if ok {
+		s.Available = 3
+	}
+	return s
 }
 
 func route(wa, wb int32) TrafficState {
@@ -184,7 +188,7 @@ func TestNext(t *testing.T) {
 		// Release start and progress
 		{"new revision starts a release in the other slot", canarySpec(), healthy(),
 			obs(r2, ready(r1), SlotState{}, route(100, 0)),
-			want{phase: mv1.PhaseProgressing, canaryRev: str(r2), step: i32(0), slotB: &SlotIntent{Revision: r2, Replicas: 3}, weightB: i32(0), events: []string{ReasonReleaseStarted},
+			want{phase: mv1.PhaseProgressing, canaryRev: str(r2), step: i32(0), slotB: &SlotIntent{Revision: r2, Replicas: 1}, weightB: i32(0), events: []string{ReasonReleaseStarted},
 				conds: map[string]string{"Promoted": "False/ReleaseInProgress", "Reconciling": "True/WaitingForPods"}}},
 		{"canary not ready by progressDeadline rolls back", canarySpec(), with(releasing(0, 0), func(s *mv1.RolloutStatus) { s.ReleaseStartTime = at(-11 * time.Minute) }),
 			obs(r2, ready(r1), notReady(r2), route(100, 0)),
@@ -295,7 +299,7 @@ func TestNext(t *testing.T) {
 			want{phase: mv1.PhaseHealthy, canaryRev: str(""), conds: map[string]string{"Ready": "True/Healthy", "Stalled": ""}}},
 		{"rolled back + a newer revision: new release", canarySpec(), with(releasing(0, 0), func(s *mv1.RolloutStatus) { s.Phase = mv1.PhaseRolledBack }),
 			obs(r3, ready(r1), ready(r2), route(100, 0)),
-			want{phase: mv1.PhaseProgressing, canaryRev: str(r3), slotB: &SlotIntent{Revision: r3, Replicas: 3}, events: []string{ReasonReleaseStarted}}},
+			want{phase: mv1.PhaseProgressing, canaryRev: str(r3), slotB: &SlotIntent{Revision: r3, Replicas: 1}, events: []string{ReasonReleaseStarted}}},
 
 		// Unreachable Prometheus
 		{"unreachable: hold the weight", canarySpec(), releasing(2, 10),
@@ -401,10 +405,10 @@ func TestNext(t *testing.T) {
 		// Revisions changing under a release
 		{"newer revision mid-release: weight to 0 first, template kept while the route reaches it", canarySpec(), releasing(2, 10),
 			obs(r3, ready(r1), ready(r2), route(90, 10)),
-			want{phase: mv1.PhaseProgressing, canaryRev: str(r3), step: i32(0), weightB: i32(0), slotB: &SlotIntent{Revision: "", Replicas: 3}, events: []string{ReasonReleaseRestarted}}},
+			want{phase: mv1.PhaseProgressing, canaryRev: str(r3), step: i32(0), weightB: i32(0), slotB: &SlotIntent{Revision: "", Replicas: 1}, events: []string{ReasonReleaseRestarted}}},
 		{"newer revision: once the route sends nothing, the template changes", canarySpec(), with(releasing(0, 0), func(s *mv1.RolloutStatus) { s.CanaryRevision = r3 }),
 			obs(r3, ready(r1), ready(r2), route(100, 0)),
-			want{canaryRev: str(r3), slotB: &SlotIntent{Revision: r3, Replicas: 3}, weightB: i32(0)}},
+			want{canaryRev: str(r3), slotB: &SlotIntent{Revision: r3, Replicas: 1}, weightB: i32(0)}},
 		{"target back at the stable revision mid-release: release dropped", canarySpec(), releasing(2, 10),
 			obs(r1, ready(r1), ready(r2), route(90, 10)),
 			want{phase: mv1.PhaseHealthy, canaryRev: str(""), weightB: i32(0), slotB: keep, events: []string{ReasonReleaseSuperseded},

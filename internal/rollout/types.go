@@ -32,6 +32,23 @@ type Observations struct {
 	// ApplyError is the failure of the last attempt to apply a decision, still to be shown
 	// (see ApplyErrorOf); nil once an apply succeeded.
 	ApplyError *ApplyError
+	// Report is what status shows as observed; no decision depends on it.
+	Report Report
+}
+
+// Report is observed state that status shows as it is.
+type Report struct {
+	// CurrentReplicas counts the stable slot's pods; Selector selects both slots' pods (the
+	// scale subresource).
+	CurrentReplicas int32
+	Selector        string
+	// Slots says what each existing slot runs.
+	Slots []meshv1alpha1.SlotStatus
+	// Autoscaler names the HorizontalPodAutoscaler that targets the Rollout;
+	// AutoscalerProblem says why an autoscaler scales nothing (it targets the Deployment
+	// Sluice keeps at zero).
+	Autoscaler        string
+	AutoscalerProblem string
 }
 
 // ApplyError is why making a decision true failed, and whether only a person can fix it.
@@ -60,6 +77,10 @@ type SlotState struct {
 	// Ready: the Deployment observed its generation and all its replicas are updated and
 	// available (and there is at least one).
 	Ready bool
+	// Available counts the slot's pods of Revision that its Service publishes as ready, when
+	// it publishes nothing else (0 while any other endpoint may still be picked): what the
+	// slot can serve now, whatever a scale change under way will add.
+	Available int32
 }
 
 // TrafficState is what the route carries and whether its parents accepted it.
@@ -192,4 +213,6 @@ const (
 	ReasonTargetMisconfigured   = "TargetMisconfigured"
 	ReasonWaitingForDataPlane   = "WaitingForDataPlane"
 	ReasonNotProbed             = "NotProbed"
+	ReasonAutoscaled            = "Autoscaled"
+	ReasonAutoscalerMisdirected = "AutoscalerTargetsDeployment"
 )

@@ -19,6 +19,11 @@ import (
 // PortName is the name of the port of every Service Sluice creates.
 const PortName = "http"
 
+// AnnotationConfig on a slot Deployment lists the config copies its template uses
+// ("ConfigMap/app=app-3f9c0a1b2d,Secret/db=db-0c1d2e3f4a"; config tracking): status shows
+// them, and garbage collection keeps them while the slot exists.
+const AnnotationConfig = "mesh.sluice.dev/config"
+
 // Ours reports whether obj is the Rollout's: it carries the Rollout's UID label, or (made by
 // an older Sluice) a controller reference to it. Nothing of a Rollout has an ownerReference
 // to it: the garbage collector must not delete a slot or Service that serves traffic when
@@ -28,9 +33,10 @@ func Ours(obj metav1.Object, r *meshv1alpha1.Rollout) bool {
 	return traffic.RolloutOf(obj) == r.UID
 }
 
-// Deployment is the slot Deployment running template at revision with replicas. The selector
-// is the target's plus the rollout and slot labels, so the two slots never share pods.
-func Deployment(r *meshv1alpha1.Rollout, slot meshv1alpha1.Slot, target *appsv1.Deployment, template *corev1.PodTemplateSpec, revision string, replicas int32) (*appsv1.Deployment, error) {
+// Deployment is the slot Deployment running template at revision with replicas, using the
+// config copies listed in config (see AnnotationConfig; "" for none). The selector is the
+// target's plus the rollout and slot labels, so the two slots never share pods.
+func Deployment(r *meshv1alpha1.Rollout, slot meshv1alpha1.Slot, target *appsv1.Deployment, template *corev1.PodTemplateSpec, revision string, replicas int32, config string) (*appsv1.Deployment, error) {
 	if target.Spec.Selector == nil {
 		return nil, fmt.Errorf("target Deployment %s has no selector", target.Name)
 	}
@@ -65,6 +71,9 @@ func Deployment(r *meshv1alpha1.Rollout, slot meshv1alpha1.Slot, target *appsv1.
 			RevisionHistoryLimit:    target.Spec.RevisionHistoryLimit,
 			ProgressDeadlineSeconds: target.Spec.ProgressDeadlineSeconds,
 		},
+	}
+	if config != "" {
+		d.Annotations[AnnotationConfig] = config
 	}
 	return d, nil
 }

@@ -149,8 +149,12 @@ func (s *sim) advance() {
 func (s *sim) observe() rollout.Observations {
 	obs := rollout.Observations{Now: s.now, Generation: s.ro.Generation, Target: s.target, Slots: map[meshv1alpha1.Slot]rollout.SlotState{}}
 	for name, sl := range s.slots {
-		obs.Slots[name] = rollout.SlotState{Revision: sl.revision, Replicas: sl.replicas,
+		st := rollout.SlotState{Revision: sl.revision, Replicas: sl.replicas,
 			Ready: sl.replicas > 0 && sl.revision != "" && !s.podsFail[sl.revision] && !s.now.Before(sl.changed.Add(podStartup))}
+		if st.Ready {
+			st.Available = st.Replicas
+		}
+		obs.Slots[name] = st
 	}
 	r := s.route
 	if !r.found {

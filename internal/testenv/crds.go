@@ -16,7 +16,19 @@ import (
 const (
 	IstioAPIVersion = "v1.31.1"
 	TraefikVersion  = "v3.7.12" // as hack/traefik.sh
+	// KEDAVersion: the newest KEDA whose module the local Go (1.26) accepts.
+	KEDAVersion = "v2.18.1"
 )
+
+// KEDACRDs is KEDA's published ScaledObject CRD, from its module (KEDA's operator does not
+// run in tests: the schema checks what users write).
+func KEDACRDs() (string, error) {
+	dir, err := moduleDir("github.com/kedacore/keda/v2", KEDAVersion)
+	if err != nil {
+		return "", err
+	}
+	return existing(filepath.Join(dir, "config", "crd", "bases", "keda.sh_scaledobjects.yaml"))
+}
 
 // GatewayAPIExperimentalCRDs is the folder of the Gateway API experimental-channel CRDs (HTTPRoute
 // with retry) for the version go.mod requires.
