@@ -204,7 +204,9 @@ func TestMissingConfigSourceHoldsTheRelease(t *testing.T) {
 		t.Errorf("stalled %q, canary %q: want the missing ConfigMap named and no release", msg, r.Status.CanaryRevision)
 	}
 	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "feature-flags", Namespace: c.ns}, Data: map[string]string{"new-checkout": "on"}})
-	c.waitRollout(t, "checkout", "released once it exists", func(r *meshv1alpha1.Rollout) bool { return r.Status.CanaryRevision != "" || r.Status.StableSlot == meshv1alpha1.SlotB })
+	c.waitRollout(t, "checkout", "released once it exists", func(r *meshv1alpha1.Rollout) bool {
+		return r.Status.CanaryRevision != "" || r.Status.StableSlot == meshv1alpha1.SlotB
+	})
 }
 
 func slotStatus(r *meshv1alpha1.Rollout, s meshv1alpha1.Slot) *meshv1alpha1.SlotStatus {
