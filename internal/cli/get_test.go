@@ -36,6 +36,11 @@ func TestGetCanaryUnderAnalysis(t *testing.T) {
 	f.rollout(&meshv1alpha1.Rollout{ObjectMeta: named("checkout"), Spec: canarySpec("checkout", "success-rate", "p99-latency")}, &meshv1alpha1.RolloutStatus{
 		Phase: meshv1alpha1.PhaseProgressing, StableSlot: meshv1alpha1.SlotA, StableRevision: revV1, CanaryRevision: revV2,
 		CurrentStep: ptr.To(int32(2)), CanaryWeight: 5, Replicas: 2, ReleaseStartTime: at(-10 * time.Minute), StepStartTime: at(-2 * time.Minute),
+		Autoscaler: "checkout",
+		Slots: []meshv1alpha1.SlotStatus{
+			{Slot: meshv1alpha1.SlotA, Revision: revV1, Replicas: 2, ReadyReplicas: 2, Config: []meshv1alpha1.ConfigCopy{{Kind: "ConfigMap", Name: "checkout-config", Copy: "checkout-config-3f9c0a1b2d"}}},
+			{Slot: meshv1alpha1.SlotB, Revision: revV2, Replicas: 2, ReadyReplicas: 1, Config: []meshv1alpha1.ConfigCopy{{Kind: "ConfigMap", Name: "checkout-config", Copy: "checkout-config-0c1d2e3f4a"}}},
+		},
 		Analysis: &meshv1alpha1.AnalysisStatus{Passed: 4, Failed: 1, Inconclusive: 1, StepPassed: 1, Verdict: meshv1alpha1.VerdictFail, LastCheck: at(-20 * time.Second),
 			Gates: []meshv1alpha1.GateMetricVerdict{
 				{Gate: "success-rate", MetricVerdict: meshv1alpha1.MetricVerdict{Name: "success-rate", Verdict: meshv1alpha1.VerdictPass, Value: "0.997"}},

@@ -36,6 +36,7 @@ func tree(v *rolloutView, now time.Time, s style) []string {
 
 	t.field("Strategy", strategyLine(v, s))
 	t.field("Weight", weightLine(v, s))
+	t.field("Autoscaler", autoscalerLine(ro, s))
 	t.fields("Images", imageLines(v))
 	t.fields("Gates", gateLines(v, now, s))
 	t.fields("Hold", holdLines(v, now, s))
@@ -106,6 +107,9 @@ func (t *treeWriter) slot(v *rolloutView, slot meshv1alpha1.Slot, last bool) {
 	line := fmt.Sprintf("revision %s  %s  slot %s  Deployment %s  %s", orDash(rev), t.s.paint(roleColor(role), role), slot, name, ready)
 	if w, ok := v.route.st.Weights[ro.GetSlotServiceName(slot)]; ok && v.route.err == nil && v.route.st.Found {
 		line += fmt.Sprintf("  route weight %d", w)
+	}
+	if cfg := slotConfig(ro, slot); cfg != "" {
+		line += "  config " + cfg
 	}
 	t.lines = append(t.lines, branch+line)
 	if sv.podErr != nil {
@@ -516,4 +520,31 @@ func shortValue(v string) string {
 		return v
 	}
 	return strconv.FormatFloat(f, 'g', 4, 64)
+}
+
+// autoscalerLine says what drives the pod count: an HPA targeting the Rollout, or one that
+// targets the Deployment and scales nothing ("" for neither).
+func autoscalerLine(ro *meshv1alpha1.Rollout, s style) string {
+	if c := meta.FindStatusCondition(ro.Status.Conditions, meshv1alpha1.ConditionAutoscaling); c != nil && c.Status == metav1.ConditionFalse {
+		return s.paint(yellow, c.Message)
+	}
+	if ro.Status.Autoscaler == "" {
+		return ""
+	}
+	return fmt.Sprintf("HorizontalPodAutoscaler %s: %d pods in the stable slot", ro.Status.Autoscaler, ptr.Deref(ro.Spec.Replicas, ro.Status.Replicas))
+}
+
+// slotConfig lists the config copies a slot runs (config tracking), from status.
+func slotConfig(ro *meshv1alpha1.Rollout, slot meshv1alpha1.Slot) string {
+	for _, st := range ro.Status.Slots {
+		if st.Slot != slot {
+			continue
+		}
+		var out []string
+		for _, c := range st.Config {
+			out = append(out, c.Copy)
+		}
+		return strings.Join(out, ", ")
+	}
+	return ""
 }
