@@ -41,11 +41,12 @@ func hpaFor(ns, name, targetKind, targetAPIVersion, target string) *autoscalingv
 	}
 }
 
-// scaleTo writes the Rollout's scale subresource, as the HPA controller (or KEDA) does: read,
+// scaleTo writes the scale subresource of Rollout checkout, as the HPA controller (or KEDA) does: read,
 // then update with the resourceVersion read (a conflict is retried, as the HPA does at its
 // next sync).
-func scaleTo(t testing.TB, ns, name string, n int32) {
+func scaleTo(t testing.TB, ns string, n int32) {
 	t.Helper()
+	const name = "checkout"
 	ro := &meshv1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		sc := &autoscalingv1.Scale{}
@@ -147,7 +148,7 @@ func TestHPAScalesTheRolloutThroughARelease(t *testing.T) {
 	}
 
 	hist := watchReplicas(c, "checkout-a", "checkout-b")
-	scaleTo(t, c.ns, "checkout", 10)
+	scaleTo(t, c.ns, 10)
 	waitSlotReplicas(t, c, "checkout-a", 10)
 
 	c.setImage(t, "checkout", "demo:v2")
@@ -158,7 +159,7 @@ func TestHPAScalesTheRolloutThroughARelease(t *testing.T) {
 		t.Errorf("at 60%%: stable %d, canary %d pods; want 10 and 6 (60%% of 10)", a, b)
 	}
 	// The HPA asks for more mid-release: both grow, the weight stays.
-	scaleTo(t, c.ns, "checkout", 20)
+	scaleTo(t, c.ns, 20)
 	waitSlotReplicas(t, c, "checkout-a", 20)
 	waitSlotReplicas(t, c, "checkout-b", 12)
 	if r := c.rolloutNow(t, "checkout"); r.Status.CanaryWeight != 60 || r.Status.Phase != meshv1alpha1.PhasePaused {
@@ -168,7 +169,7 @@ func TestHPAScalesTheRolloutThroughARelease(t *testing.T) {
 	annotate(t, r, meshv1alpha1.ActionPromote)
 	c.healthyOn(t, "checkout", meshv1alpha1.SlotB)
 	waitSlotReplicas(t, c, "checkout-b", 20)
-	scaleTo(t, c.ns, "checkout", 4)
+	scaleTo(t, c.ns, 4)
 	waitSlotReplicas(t, c, "checkout-b", 4)
 
 	// Every count the stable slot took was one the HPA asked for (or the share of one): no
@@ -272,10 +273,10 @@ func TestKEDAScaledObjectScalesTheRollout(t *testing.T) {
 	c.waitRollout(t, "checkout", "spec.replicas set for KEDA's HPA", func(r *meshv1alpha1.Rollout) bool {
 		return r.Spec.Replicas != nil && condIs(r, meshv1alpha1.ConditionAutoscaling, "Autoscaled") && r.Status.Autoscaler == "keda-hpa-checkout"
 	})
-	scaleTo(t, c.ns, "checkout", 7)
+	scaleTo(t, c.ns, 7)
 	waitSlotReplicas(t, c, "checkout-a", 7)
 	// Idle: KEDA scales to zero. The Rollout accepts it and keeps one pod serving.
-	scaleTo(t, c.ns, "checkout", 0)
+	scaleTo(t, c.ns, 0)
 	waitSlotReplicas(t, c, "checkout-a", 1)
 	if r := c.rolloutNow(t, "checkout"); r.Status.Phase != meshv1alpha1.PhaseHealthy {
 		t.Errorf("phase %s at scale 0, want Healthy (one pod serving)", r.Status.Phase)

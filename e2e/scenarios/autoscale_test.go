@@ -125,7 +125,7 @@ func TestAutoscalingContinuesThroughACanary(t *testing.T) {
 
 	// 40 requests per second: about 4 pods.
 	r := waitRollout(t, ns, "the HPA's count on the stable slot", 90*time.Second, func(r *meshv1alpha1.Rollout) bool {
-		return r.Spec.Replicas != nil && *r.Spec.Replicas >= 4 && slotReady(t, ns, "shop-a") == *r.Spec.Replicas && r.Status.Autoscaler == "shop"
+		return r.Spec.Replicas != nil && *r.Spec.Replicas >= 4 && slotReady(ns, "shop-a") == *r.Spec.Replicas && r.Status.Autoscaler == "shop"
 	})
 	low := *r.Spec.Replicas
 	t.Logf("40 rps: %d pods (metric %.1f/s)", low, meter.perSecond())
@@ -134,7 +134,7 @@ func TestAutoscalingContinuesThroughACanary(t *testing.T) {
 	r = waitRollout(t, ns, "the canary at 60%, waiting for promote", 2*time.Minute, func(r *meshv1alpha1.Rollout) bool {
 		return r.Status.Phase == meshv1alpha1.PhasePaused && r.Status.CanaryWeight == 60
 	})
-	if b := slotReplicas(t, ns, "shop-b"); b != share(*r.Spec.Replicas, 60) {
+	if b := slotReplicas(ns, "shop-b"); b != share(*r.Spec.Replicas, 60) {
 		t.Errorf("canary at 60%% of %d pods runs %d", *r.Spec.Replicas, b)
 	}
 
@@ -145,7 +145,7 @@ func TestAutoscalingContinuesThroughACanary(t *testing.T) {
 	r = waitRollout(t, ns, "the HPA's higher count on both slots", 90*time.Second, func(r *meshv1alpha1.Rollout) bool {
 		// The load fully doubled, and the count within the HPA's 10% tolerance of it.
 		n, rate := ptr.Deref(r.Spec.Replicas, 0), meter.perSecond()
-		return rate >= 75 && float64(n)*10 >= 0.9*rate && slotReady(t, ns, "shop-a") == n && slotReady(t, ns, "shop-b") == share(n, 60)
+		return rate >= 75 && float64(n)*10 >= 0.9*rate && slotReady(ns, "shop-a") == n && slotReady(ns, "shop-b") == share(n, 60)
 	})
 	high := *r.Spec.Replicas
 	t.Logf("80 rps: %d pods, canary %d (metric %.1f/s), both slots ready at the new count %s after the load doubled",
@@ -155,10 +155,10 @@ func TestAutoscalingContinuesThroughACanary(t *testing.T) {
 	}
 
 	annotateAction(t, ns, meshv1alpha1.ActionPromote)
-	r = waitRollout(t, ns, "promotion", 90*time.Second, func(r *meshv1alpha1.Rollout) bool {
+	waitRollout(t, ns, "promotion", 90*time.Second, func(r *meshv1alpha1.Rollout) bool {
 		return healthy(r) && r.Status.StableSlot == meshv1alpha1.SlotB
 	})
-	if b := slotReplicas(t, ns, "shop-b"); b < high {
+	if b := slotReplicas(ns, "shop-b"); b < high {
 		t.Errorf("promoted slot b runs %d pods, the HPA asked for %d", b, high)
 	}
 	afterPromotion(t, g, "v2")
@@ -186,7 +186,7 @@ func share(n, weight int32) int32 {
 	return min(max((n*weight+99)/100, 1), n)
 }
 
-func slotReplicas(t testing.TB, ns, name string) int32 {
+func slotReplicas(ns, name string) int32 {
 	d := &appsv1.Deployment{}
 	if err := cl.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
 		return -1
@@ -195,7 +195,7 @@ func slotReplicas(t testing.TB, ns, name string) int32 {
 }
 
 // slotReady is the Deployment's ready pods when it has as many as it asks for, else -1.
-func slotReady(t testing.TB, ns, name string) int32 {
+func slotReady(ns, name string) int32 {
 	d := &appsv1.Deployment{}
 	if err := cl.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
 		return -1
