@@ -65,8 +65,10 @@ func (r *RolloutReconciler) apply(ctx context.Context, ro *meshv1alpha1.Rollout,
 			return err
 		}
 	}
-	if len(w.release.copies) > 0 && takesRelease(d, w) {
+	if len(w.release.copies) > 0 {
 		// The copies first: a pod of a slot that referenced a missing copy would not start.
+		// Every time, not only when a slot takes the release: a copy someone deleted comes
+		// back while its source still holds that content (a cached check, no write).
 		if err := r.applyCopies(ctx, ro, w.release); err != nil {
 			return err
 		}
@@ -160,15 +162,6 @@ func newTemplate(in rollout.SlotIntent, cur *appsv1.Deployment) bool {
 	return !in.Keep && in.Revision != "" && (cur == nil || cur.Annotations[rollout.AnnotationRevision] != in.Revision)
 }
 
-// takesRelease: a slot gets the target's revision in this decision.
-func takesRelease(d rollout.Decision, w *world) bool {
-	for s, in := range d.Slots {
-		if newTemplate(in, w.slots[s]) {
-			return true
-		}
-	}
-	return false
-}
 
 // errNotOurs: an object Sluice would write exists and is not the Rollout's; only a person can
 // resolve that (rename, or remove it from Git).

@@ -131,6 +131,18 @@ func TestConfigChangeIsReleasedAndRolledBack(t *testing.T) {
 	}
 	noSecretIn(t, c, r)
 
+	// A copy deleted by someone comes back (its source still holds that content): a stable
+	// pod that restarts must find it.
+	if err := env.Client.Delete(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := pollFor(20*time.Second, func() bool {
+		again := &corev1.ConfigMap{}
+		return env.Client.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: cmCopy}, again) == nil && again.UID != cm.UID
+	}); err != nil {
+		t.Errorf("deleted copy %s not made again", cmCopy)
+	}
+
 	// A change that breaks the app: released to the canary only, rolled back by the gate.
 	g.set(func(r *meshv1alpha1.Rollout) meshv1alpha1.Verdict { return meshv1alpha1.VerdictFail })
 	c.setConfig(t, "checkout-config", "ERROR_RATE", "0.5")
