@@ -219,7 +219,7 @@ func run(o *options) error {
 	}
 	ready := healthz.Ping
 	if o.webhooks {
-		if err := webhooks.Setup(mgr); err != nil {
+		if err := webhooks.Setup(mgr, o.egress); err != nil {
 			return fmt.Errorf("setting up the webhooks: %w", err)
 		}
 		// Not ready until the webhook server serves: the API server would fail admissions.

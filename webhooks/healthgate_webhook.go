@@ -2,11 +2,14 @@ package webhooks
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/egress"
 	"github.com/sluice-mesh/sluice/internal/gates"
 )
 
@@ -35,18 +38,43 @@ func (HealthGateDefaulter) Default(_ context.Context, g *meshv1alpha1.HealthGate
 }
 
 // HealthGateValidator checks what CEL can't: that every metric's query, custom or builtin,
-// expands with sample values and parses as PromQL.
-type HealthGateValidator struct{}
+// expands with sample values and parses as PromQL; and it warns about a Prometheus address
+// the manager's egress allow-list refuses.
+type HealthGateValidator struct {
+	// Egress is the manager's allow-list (--gate-egress-allow); nil checks nothing.
+	Egress *egress.Policy
+}
 
 // ValidateCreate rejects a query that does not expand (template error, unknown variable, a
 // variable outside a label matcher's quoted value) or whose expansion is not valid PromQL.
-func (HealthGateValidator) ValidateCreate(_ context.Context, g *meshv1alpha1.HealthGate) (admission.Warnings, error) {
-	return nil, gates.ValidateSpec(&g.Spec)
+func (v HealthGateValidator) ValidateCreate(_ context.Context, g *meshv1alpha1.HealthGate) (admission.Warnings, error) {
+	return v.egressWarnings(g), gates.ValidateSpec(&g.Spec)
 }
 
 // ValidateUpdate checks the same as on create.
-func (HealthGateValidator) ValidateUpdate(_ context.Context, _, g *meshv1alpha1.HealthGate) (admission.Warnings, error) {
-	return nil, gates.ValidateSpec(&g.Spec)
+func (v HealthGateValidator) ValidateUpdate(_ context.Context, _, g *meshv1alpha1.HealthGate) (admission.Warnings, error) {
+	return v.egressWarnings(g), gates.ValidateSpec(&g.Spec)
+}
+
+// egressWarnings names the Prometheus addresses the manager will refuse to call: a warning,
+// not a refusal (the allow-list is the manager's flag and may change; the gate's status says
+// it at evaluation too), but at apply time, where the person who wrote it sees it. Only what
+// needs no DNS is judged here: an IP literal, or a name when the list holds names only.
+func (v HealthGateValidator) egressWarnings(g *meshv1alpha1.HealthGate) admission.Warnings {
+	if v.Egress == nil {
+		return nil
+	}
+	var out admission.Warnings
+	for i, addr := range g.Spec.Prometheus.Addresses {
+		u, err := url.Parse(addr)
+		if err != nil || u.Hostname() == "" {
+			continue // the schema's pattern reports it
+		}
+		if err := v.Egress.CheckHost(u.Hostname()); err != nil {
+			out = append(out, fmt.Sprintf("spec.prometheus.addresses[%d]: the manager will not query %s: %v", i, addr, err))
+		}
+	}
+	return out
 }
 
 // ValidateDelete allows every deletion.

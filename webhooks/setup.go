@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/egress"
 )
 
 // The defaulting webhooks' paths, as in their kubebuilder:webhook markers.
@@ -20,8 +21,9 @@ const (
 
 // Setup registers the defaulting and validating webhooks of the three kinds. Reference checks
 // read through the uncached API reader: one GET per review, and no cache of every Deployment
-// and Service in the cluster.
-func Setup(mgr ctrl.Manager) error {
+// and Service in the cluster. gateEgress is the manager's egress allow-list for HealthGate
+// addresses (nil: no warning about them).
+func Setup(mgr ctrl.Manager, gateEgress *egress.Policy) error {
 	refs := referenceChecker{reader: mgr.GetAPIReader()}
 	registerDefaulter(mgr, mutateRolloutPath, func() runtime.Object { return &meshv1alpha1.Rollout{} },
 		admission.WithDefaulter(mgr.GetScheme(), RolloutDefaulter{}))
@@ -35,7 +37,7 @@ func Setup(mgr ctrl.Manager) error {
 		return err
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &meshv1alpha1.HealthGate{}).
-		WithValidator(HealthGateValidator{}).Complete(); err != nil {
+		WithValidator(HealthGateValidator{Egress: gateEgress}).Complete(); err != nil {
 		return err
 	}
 	return ctrl.NewWebhookManagedBy(mgr, &meshv1alpha1.MeshPolicy{}).

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/controllers"
 	"github.com/sluice-mesh/sluice/internal/admission"
+	"github.com/sluice-mesh/sluice/internal/egress"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/webhooks"
 )
@@ -79,7 +80,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			return nil, err
 		}
-		if err := webhooks.Setup(mgr); err != nil {
+		if err := webhooks.Setup(mgr, egress.Default()); err != nil {
 			return nil, err
 		}
 		engine = admission.NewOPA()

@@ -34,7 +34,8 @@ type validatingHooks map[string]*admission.Webhook
 // and checks run.
 func newValidatingHooks(files client.Reader) (validatingHooks, error) {
 	m := &recordingManager{scheme: scheme.New(), reader: files, server: &recordingServer{hooks: map[string]http.Handler{}, mux: http.NewServeMux()}}
-	if err := webhooks.Setup(m); err != nil {
+	// nil: the cluster's egress allow-list is not known offline.
+	if err := webhooks.Setup(m, nil); err != nil {
 		return nil, fmt.Errorf("registering the webhooks: %w", err)
 	}
 	out := validatingHooks{}
