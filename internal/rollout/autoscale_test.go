@@ -67,7 +67,13 @@ func TestAutoscaledSizing(t *testing.T) {
 		{"promoted: the new stable slot keeps the full count", autoscaled(20), with(releasing(5, 100), func(s *mv1.RolloutStatus) { s.Phase = mv1.PhasePromoting }),
 			obs(r2, pods(r1, 20, 20), pods(r2, 20, 20), route(0, 100)),
 			want{phase: mv1.PhaseHealthy, stable: b, slotB: &SlotIntent{Revision: r2, Replicas: 20}, slotA: keep}},
-		{"blue-green: the preview runs the full count", modSpec(blueGreenSpec(true), func(s *mv1.RolloutSpec) { s.Replicas = i32(6) }), healthy(),
+		{"A/B matches: the canary runs the full count (the matched share is unknown)",
+			modSpec(autoscaled(10), func(s *mv1.RolloutSpec) {
+				s.Strategy.Canary.Match = []mv1.RouteMatch{{Headers: []mv1.ValueMatch{{Name: "x-canary", Value: "always"}}}}
+			}), healthy(),
+			obs(r2, pods(r1, 10, 10), SlotState{}, route(100, 0)),
+			want{slotB: &SlotIntent{Revision: r2, Replicas: 10}}},
+				{"blue-green: the preview runs the full count", modSpec(blueGreenSpec(true), func(s *mv1.RolloutSpec) { s.Replicas = i32(6) }), healthy(),
 			obs(r2, pods(r1, 6, 6), SlotState{}, route(100, 0)),
 			want{slotB: &SlotIntent{Revision: r2, Replicas: 6}}},
 		{"rolled back: the canary is not scaled up on its way out", autoscaled(20), with(releasing(0, 10), func(s *mv1.RolloutStatus) {

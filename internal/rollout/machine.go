@@ -453,7 +453,7 @@ func (m *machine) canarySteps() {
 				i+1, len(steps), m.st.StableSlot.Other(), m.dataPlaneMessage())
 			return
 		}
-		if need := share(m.st.Replicas, max(weight, m.mirrorPercent())); weight > m.obs.Traffic.Weights[m.st.StableSlot.Other()] && !m.sized(m.st.StableSlot.Other(), need) {
+		if need := m.canaryReplicas(); weight > m.obs.Traffic.Weights[m.st.StableSlot.Other()] && !m.sized(m.st.StableSlot.Other(), need) {
 			// More weight only to a canary with its share of pods ready: the weight the
 			// route gives it stays (a scale-up under way never takes traffic away).
 			m.st.StepStartTime = nil
@@ -734,12 +734,13 @@ func share(n, weight int32) int32 {
 
 // canaryReplicas is the canary slot's pod count: its share of the current step's weight (or
 // mirror) during canary steps; the stable slot's count for a blue-green preview (it takes all
-// traffic at the switch) and from promotion on.
+// traffic at the switch), with A/B matches (the matching requests' share is unknown: they may
+// be most of the traffic) and from promotion on.
 func (m *machine) canaryReplicas() int32 {
 	n := m.st.Replicas
 	steps := Steps(m.spec)
 	i := int(deref(m.st.CurrentStep))
-	if m.spec.Strategy.BlueGreen != nil || m.st.Phase == meshv1alpha1.PhasePromoting || i >= len(steps) {
+	if m.spec.Strategy.BlueGreen != nil || m.matchesWanted() || m.st.Phase == meshv1alpha1.PhasePromoting || i >= len(steps) {
 		return n
 	}
 	return share(n, max(WeightAt(steps, i), m.st.CanaryWeight, m.mirrorPercent()))
