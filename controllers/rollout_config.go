@@ -112,6 +112,7 @@ func (r *RolloutReconciler) releaseOf(ctx context.Context, ro *meshv1alpha1.Roll
 		rel.copies = append(rel.copies, cp)
 	}
 	if len(missing) > 0 {
+		rel.copies = nil // nothing is released: nothing to make (and collect again)
 		return rel, fmt.Sprintf("%s, referenced by the target's pod template, does not exist: config tracking can't copy it", strings.Join(missing, ", ")), nil
 	}
 	rel.template = configcopy.Rewrite(&t.Spec.Template, copies)
