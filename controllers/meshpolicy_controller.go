@@ -144,7 +144,9 @@ func (r *MeshPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	setPolicyConditions(p, o)
 	p.Status.ObservedGeneration = p.Generation
 	if !equality.Semantic.DeepEqual(before.Status, p.Status) {
-		if err := r.Client.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil {
+		// Locked to the version read: a merge patch computed against a cached copy older than
+		// the last status write would leave that write's fields (a gap since resolved) in place.
+		if err := r.Client.Status().Patch(ctx, p, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -152,8 +154,15 @@ func (r *MeshPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if o.retry != nil {
 		return ctrl.Result{}, o.retry
 	}
-	if o.reason == meshv1alpha1.ReasonTargetNotFound {
+	if o.reason == meshv1alpha1.ReasonTargetNotFound || o.recheck {
 		return ctrl.Result{RequeueAfter: targetServiceRecheck}, nil
+	}
+	if o.reason == meshv1alpha1.ReasonProviderNotInstalled || o.reason == meshv1alpha1.ReasonNoProviderFound {
+		// A policy created just after a mesh's CRDs came may have read discovery before it
+		// served them, and their events woke only the policies that existed then.
+		if s, ok := r.Mapper.(*servedKinds); ok && s.unsettled() {
+			return ctrl.Result{RequeueAfter: notServedTTL + time.Second}, nil
+		}
 	}
 	return ctrl.Result{RequeueAfter: meshPolicyResync}, nil
 }
@@ -172,6 +181,9 @@ type outcome struct {
 	summary string
 	// retry is a transient error to return so the request is retried with backoff.
 	retry error
+	// recheck: look again soon, whatever the outcome (a named target port had no endpoint
+	// to resolve it yet).
+	recheck bool
 }
 
 func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.MeshPolicy) outcome {
@@ -227,7 +239,14 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 		return outcome{reason: "ReadFailed", message: err.Error(), retry: err}
 	}
 	slots := routes.SlotServices(targetNames(p), rollouts.Items)
-	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: caps, Backends: slots, Routed: routed})
+	var ports map[string]map[string][]int32
+	var unresolved bool
+	if prov.Name() == meshv1alpha1.ProviderIstio { // the provider that takes pod ports by number only
+		if ports, unresolved, err = r.namedTargetPorts(ctx, services); err != nil {
+			return outcome{reason: "ReadFailed", message: err.Error(), retry: err}
+		}
+	}
+	out, err := prov.Translate(policy.Input{Policy: p, Services: services, Capabilities: caps, Backends: slots, Routed: routed, TargetPorts: ports})
 	if err != nil {
 		return outcome{reason: "TranslationFailed", message: err.Error(), stalled: true}
 	}
@@ -262,10 +281,10 @@ func (r *MeshPolicyReconciler) reconcile(ctx context.Context, p *meshv1alpha1.Me
 		for _, u := range st.Unsupported {
 			fields = append(fields, fmt.Sprintf("%s (%s)", u.Field, u.Reason))
 		}
-		return outcome{reason: meshv1alpha1.ReasonUnsupportedFields, stalled: true, summary: summary,
+		return outcome{reason: meshv1alpha1.ReasonUnsupportedFields, stalled: true, summary: summary, recheck: unresolved,
 			message: fmt.Sprintf("%s cannot express %s; the rest is applied (%s)", prov.Name(), strings.Join(fields, "; "), summary)}
 	}
-	return outcome{partial: policy.Merge(partial), summary: summary}
+	return outcome{partial: policy.Merge(partial), summary: summary, recheck: unresolved}
 }
 
 // olderPolicy is the oldest other policy of the namespace sharing a target with p and created

@@ -119,6 +119,15 @@ func (s *servedKinds) list(gv schema.GroupVersion) (servedList, error) {
 	return l, nil
 }
 
+// unsettled: a provider's CRD came or went within the last half minute, so a kind looked up
+// since may have been read before discovery served it (the wake-ups of the CRD's events reach
+// only the policies that existed then).
+func (s *servedKinds) unsettled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.changed.IsZero() && s.now().Sub(s.changed) < 30*time.Second
+}
+
 // forget drops what discovery said: the next RESTMapping asks again.
 func (s *servedKinds) forget() {
 	s.mu.Lock()

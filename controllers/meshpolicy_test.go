@@ -476,6 +476,7 @@ func TestMeshPolicyProviderCRDRemovedAtRunTime(t *testing.T) {
 	}
 	waitPolicy(t, named, "shop", "applied with istio once it is installed", applied(meshv1alpha1.ProviderIstio))
 	waitPolicy(t, auto, "shop", "auto applied with istio (installed, first in order)", applied(meshv1alpha1.ProviderIstio))
+	t.Run("named targetPort resolved from endpoints", checkIstioNamedTargetPortResolved)
 
 	if err := envtest.UninstallCRDs(env.Config, opts); err != nil {
 		t.Fatal(err)

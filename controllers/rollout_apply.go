@@ -162,7 +162,6 @@ func newTemplate(in rollout.SlotIntent, cur *appsv1.Deployment) bool {
 	return !in.Keep && in.Revision != "" && (cur == nil || cur.Annotations[rollout.AnnotationRevision] != in.Revision)
 }
 
-
 // errNotOurs: an object Sluice would write exists and is not the Rollout's; only a person can
 // resolve that (rename, or remove it from Git).
 var errNotOurs = errors.New("exists and is not this Rollout's")

@@ -51,6 +51,11 @@ type Input struct {
 	// a Rollout's east-west route does). Istio turns such a route into the Service's
 	// VirtualService, so its timeouts and retries belong in the route's rules.
 	Routed map[string]bool
+	// TargetPorts are, per target Service name and per name of its ports whose targetPort is
+	// a name, the container port numbers its EndpointSlices resolve that name to (sorted, each
+	// once: pods may differ). A port missing here is unresolved (no endpoint yet). Providers
+	// that take pod ports by number only (Istio) use it.
+	TargetPorts map[string]map[string][]int32
 }
 
 // Capabilities are facts about the installed APIs, found by discovery.

@@ -91,6 +91,18 @@ func cases(ns string) []tcase {
 				ConsistentHash: &meshv1alpha1.ConsistentHash{Cookie: &meshv1alpha1.HashCookie{Name: "session", TTL: dur(time.Hour)}}},
 		}, web, policytest.Service(ns, "api", 8443))},
 
+		// The same with web's endpoints known: its named targetPort "http" resolves to 8080
+		// on some pods and 8081 on others (two versions), and both get the mode and the rules.
+		{name: "named-port-resolved", in: func() policy.Input {
+			in := input("storefront", meshv1alpha1.MeshPolicySpec{
+				TargetRefs:    policytest.Targets("web"),
+				MTLS:          &meshv1alpha1.MTLS{Mode: meshv1alpha1.MTLSPermissive},
+				Authorization: &meshv1alpha1.Authorization{Rules: []meshv1alpha1.AuthorizationRule{{From: []meshv1alpha1.AuthorizationSource{{Namespace: "shop"}}}}},
+			}, web)
+			in.TargetPorts = map[string]map[string][]int32{"web": {"http": {8080, 8081}}}
+			return in
+		}()},
+
 		// The Service a Rollout releases: its route sends the traffic to the slot Services,
 		// which get the same DestinationRule traffic policy.
 		{name: "rollout-slots", in: func() policy.Input {

@@ -71,7 +71,7 @@ func (provider) Translate(in policy.Input) (policy.Output, error) {
 		// PeerAuthentication and AuthorizationPolicy select pods: without a Service
 		// selector there is nothing to select, and an empty selector would cover the
 		// whole namespace.
-		ports := targetPorts(svc)
+		ports := targetPorts(svc, in.TargetPorts[svc.Name])
 		if mode != "" {
 			if sel, ok := podSelector(svc, "mtls.mode", "PeerAuthentication", g); ok {
 				if pa := peerAuthenticationSpec(sel, mode, ports); pa != nil {

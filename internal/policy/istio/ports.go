@@ -18,25 +18,36 @@ type podPorts struct {
 	named []string
 }
 
-// targetPorts are the container ports of svc: each port's targetPort, else the port itself.
-func targetPorts(svc *corev1.Service) podPorts {
+// targetPorts are the container ports of svc: each port's targetPort, else the port itself. A
+// targetPort given by name counts with the numbers resolved lists for the port (what the
+// Service's endpoints serve); unresolved, it is named (a gap: Istio would not match it).
+func targetPorts(svc *corev1.Service, resolved map[string][]int32) podPorts {
 	var out podPorts
 	seen := map[string]bool{}
+	add := func(n int32) {
+		s := strconv.Itoa(int(n))
+		if !seen[s] {
+			seen[s] = true
+			out.numbers = append(out.numbers, s)
+		}
+	}
 	for _, p := range svc.Spec.Ports {
 		tp := p.TargetPort
 		if tp.Type == intstr.String && tp.StrVal != "" {
-			out.named = append(out.named, fmt.Sprintf("Service %s port %s (%q)", svc.Name, portName(p), tp.StrVal))
+			nums := resolved[p.Name]
+			if len(nums) == 0 {
+				out.named = append(out.named, fmt.Sprintf("Service %s port %s (%q)", svc.Name, portName(p), tp.StrVal))
+			}
+			for _, n := range nums {
+				add(n)
+			}
 			continue
 		}
 		n := tp.IntVal
 		if tp.Type != intstr.Int || n == 0 {
 			n = p.Port
 		}
-		s := strconv.Itoa(int(n))
-		if !seen[s] {
-			seen[s] = true
-			out.numbers = append(out.numbers, s)
-		}
+		add(n)
 	}
 	return out
 }

@@ -31,8 +31,8 @@ type selectorGap struct {
 
 // namedPortReasons say, per field, why a port named rather than numbered can't be expressed.
 var namedPortReasons = map[string]string{
-	"mtls.mode":           "targetPort is a name for %s: Istio sets a PERMISSIVE or DISABLE mode for a port by its number only (PeerAuthentication portLevelMtls), and set for the whole pods it would loosen their other ports too, so it is not set for these ports; use numeric targetPorts",
-	"authorization.rules": "targetPort is a name for %s: Istio's AuthorizationPolicy matches ports by number only, and without ports the rules would also allow their callers on the pods' other ports, so they are not applied to these ports, whose requests are denied; use numeric targetPorts",
+	"mtls.mode":           "targetPort is a name for %s, which no endpoint of the Service resolves to a number yet: Istio sets a PERMISSIVE or DISABLE mode for a port by its number only (PeerAuthentication portLevelMtls), and set for the whole pods it would loosen their other ports too, so it is not set for these ports until endpoints resolve them; or use numeric targetPorts",
+	"authorization.rules": "targetPort is a name for %s, which no endpoint of the Service resolves to a number yet: Istio's AuthorizationPolicy matches ports by number only, and without ports the rules would also allow their callers on the pods' other ports, so they are not applied to these ports, whose requests are denied until endpoints resolve them; or use numeric targetPorts",
 }
 
 func (g *gaps) add(field, reason string) {
