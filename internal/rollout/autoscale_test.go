@@ -73,7 +73,7 @@ func TestAutoscaledSizing(t *testing.T) {
 			}), healthy(),
 			obs(r2, pods(r1, 10, 10), SlotState{}, route(100, 0)),
 			want{slotB: &SlotIntent{Revision: r2, Replicas: 10}}},
-				{"blue-green: the preview runs the full count", modSpec(blueGreenSpec(true), func(s *mv1.RolloutSpec) { s.Replicas = i32(6) }), healthy(),
+		{"blue-green: the preview runs the full count", modSpec(blueGreenSpec(true), func(s *mv1.RolloutSpec) { s.Replicas = i32(6) }), healthy(),
 			obs(r2, pods(r1, 6, 6), SlotState{}, route(100, 0)),
 			want{slotB: &SlotIntent{Revision: r2, Replicas: 6}}},
 		{"rolled back: the canary is not scaled up on its way out", autoscaled(20), with(releasing(0, 10), func(s *mv1.RolloutStatus) {
