@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -76,10 +77,10 @@ func watchReplicas(c *cluster, names ...string) *replicaHistory {
 	h := &replicaHistory{c: c, names: names, seen: map[string][]int32{}, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
-		for ctx.Err() == nil {
+		_ = wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 			h.sample(ctx)
-			time.Sleep(10 * time.Millisecond)
-		}
+			return false, nil
+		})
 	}()
 	return h
 }

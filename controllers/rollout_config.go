@@ -3,13 +3,13 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/ptr"
@@ -195,7 +195,12 @@ func (r *RolloutReconciler) collectCopies(ctx context.Context, ro *meshv1alpha1.
 		if err := r.Client.List(ctx, list, client.InNamespace(ro.Namespace), sel); err != nil {
 			return err
 		}
-		for _, o := range objectsOf(list) {
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return err
+		}
+		for _, item := range items {
+			o := item.(client.Object)
 			kind := configcopy.KindConfigMap
 			if _, ok := o.(*corev1.Secret); ok {
 				kind = configcopy.KindSecret
@@ -219,28 +224,18 @@ func (r *RolloutReconciler) deleteCopies(ctx context.Context, ro *meshv1alpha1.R
 		if err := r.APIReader.List(ctx, list, client.InNamespace(ro.Namespace), sel); err != nil {
 			return err
 		}
-		for _, o := range objectsOf(list) {
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return err
+		}
+		for _, item := range items {
+			o := item.(client.Object)
 			if err := r.Client.Delete(ctx, o, client.Preconditions{UID: ptr.To(o.GetUID())}); client.IgnoreNotFound(err) != nil {
 				return fmt.Errorf("deleting config copy %s: %w", o.GetName(), err)
 			}
 		}
 	}
 	return nil
-}
-
-func objectsOf(list client.ObjectList) []client.Object {
-	var out []client.Object
-	switch l := list.(type) {
-	case *corev1.ConfigMapList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *corev1.SecretList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	}
-	return out
 }
 
 // parseConfig reads a slot's config annotation.
@@ -255,7 +250,7 @@ func parseConfig(s string) []meshv1alpha1.ConfigCopy {
 		out = append(out, meshv1alpha1.ConfigCopy{Kind: kind, Name: name, Copy: cp})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Kind+out[i].Name < out[j].Kind+out[j].Name })
-	return slices.Clip(out)
+	return out
 }
 
 // stripCopyData keeps a cached config copy's metadata only (less managedFields, as every

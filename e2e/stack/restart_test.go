@@ -27,7 +27,7 @@ func TestAPIServerKilledAndRestarted(t *testing.T) {
 	if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, kept, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	d := demoDeployment("v1", 1)
+	d := stack.DemoDeployment(ns, "v1", 1)
 	d.Spec.Template.Spec.Containers[0].Args = []string{"--ready-delay=3s"}
 	if _, err := c.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

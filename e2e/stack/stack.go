@@ -106,18 +106,6 @@ type Stack struct {
 	stopErr error
 }
 
-// Preflight reports why Start cannot work on this machine, without starting anything: not
-// root, no iproute2, or etcd, kube-apiserver or kube-controller-manager missing (see
-// BuildHint). Start checks the same; Preflight lets a test tell "cannot run here" apart from a
-// failure before it starts.
-func Preflight(opts Options) error {
-	if err := netns.Check(); err != nil {
-		return err
-	}
-	_, err := kubeBinaries(opts.BinDir)
-	return err
-}
-
 // Start brings the stack up and returns once the API server is ready, kube-controller-manager
 // works (the default ServiceAccount exists) and node `local` is Ready. On error everything
 // started so far is stopped again; the logs stay in LogDir.

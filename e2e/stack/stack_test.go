@@ -61,7 +61,7 @@ type scenario struct {
 func (sc *scenario) deployV1() []string {
 	t, ctx, c := sc.t, sc.ctx, sc.c
 	created := time.Now()
-	if _, err := c.AppsV1().Deployments(ns).Create(ctx, demoDeployment("v1", 3), metav1.CreateOptions{}); err != nil {
+	if _, err := c.AppsV1().Deployments(ns).Create(ctx, stack.DemoDeployment(ns, "v1", 3), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CoreV1().Services(ns).Create(ctx, demoService(), metav1.CreateOptions{}); err != nil {
@@ -264,32 +264,6 @@ func eventually[T any](t *testing.T, ctx context.Context, what string, get func(
 			t.Fatalf("timed out waiting for %s; last state: %s", what, last)
 		case <-time.After(50 * time.Millisecond):
 		}
-	}
-}
-
-func demoDeployment(version string, replicas int32) *appsv1.Deployment {
-	labels := map[string]string{"app": "demo"}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: ns},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptr.To[int64](5),
-					Containers: []corev1.Container{{
-						Name:  "app",
-						Image: "sluice.dev/demo-app:" + version,
-						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")}},
-							PeriodSeconds: 1,
-						},
-					}},
-				},
-			},
-		},
 	}
 }
 
